@@ -43,7 +43,7 @@ class PolicyConfig(BaseModel):
         rules = self.defaults
         for prefix in sorted(self.overrides, key=len):
             if region_code.startswith(prefix):
-                rules = rules.model_copy(update=self.overrides[prefix])
+                rules = PolicyRules.model_validate({**rules.model_dump(), **self.overrides[prefix]})
         return rules
 
 
