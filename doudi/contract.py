@@ -11,7 +11,14 @@ Conventions:
       township(3) village(3). ``county_code`` is its first 6 digits.
     * Every time-varying record carries the date it happened (``event``) and ``recorded_at``, the
       date it became known to the platform. A feature at as-of date T only sees records with
-      ``recorded_at < T``.
+      ``recorded_at < T``. A record cannot be known before it happened (``recorded_at`` >= the event
+      date; for a month, its first day), except in tables marked ``known_in_advance`` (standards are
+      published before the month they apply to).
+    * One file per table, ``<table>.csv`` (UTF-8, header row, empty cell = missing) or
+      ``<table>.parquet``. Tables marked ``required`` must be present; the others are empty if absent.
+      Columns not in the contract are reported and left out of the loaded world.
+    * Columns marked ``sensitive`` hold personal data (resident ID numbers, birth dates, health, money
+      of persons): error messages say what is wrong with them, never what the value was.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DType = Literal["str", "int", "float", "bool", "date", "month"]
+Semantic = Literal["resident_id"]
 
 PROGRAMMES = ("dibao", "tekun", "edge", "temporary", "medical", "education", "housing")
 INCOME_SOURCES = ("wage", "farming", "business", "property", "transfer", "pension")
@@ -53,16 +61,46 @@ class Column:
     le: float | None = None
     pattern: str | None = None
     sensitive: bool = False
+    semantic: Semantic | None = None
+    """``resident_id``: an 18-character GB 11643 resident ID number (birth date inside, check character by
+    ISO 7064 MOD 11-2); when the table has ``birth_date`` and ``sex`` columns they must agree with it."""
 
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """``column`` must match ``ref_table.ref_column`` (or a prefix of it when ``prefix`` is set)."""
+    """``column`` must match ``ref_table.ref_column`` (or a prefix of it when ``prefix`` is set).
+
+    With ``area`` set, ``column`` is a 12-digit region code that may stand for a whole area: trailing
+    zeros make it a township (9 digits), county (6), city (4) or province (2), which must contain at
+    least one ``ref_column`` code.
+    """
 
     column: str
     ref_table: str
     ref_column: str
     prefix: int | None = None
+    area: bool = False
+
+
+@dataclass(frozen=True)
+class NotBefore:
+    """In every row where both are present, ``later`` is on or after ``earlier``."""
+
+    later: str
+    earlier: str
+
+
+@dataclass(frozen=True)
+class Balance:
+    """``column`` equals ``total`` minus the ``minus`` columns, within ``tolerance`` (same unit)."""
+
+    column: str
+    total: str
+    minus: tuple[str, ...]
+    tolerance: float
+
+
+Rule = NotBefore | Balance
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,10 @@ class Table:
     Attributes:
         event: the column that says when the record happened (None for static tables).
         known: the column that says when the record became known to the platform.
+        required: the table must be supplied (the others are empty when absent).
+        known_in_advance: records may be known before their event (published standards), so
+            ``known >= event`` is not a rule of this table.
+        rules: cross-field rules every row must follow.
     """
 
     name: str
@@ -83,6 +125,9 @@ class Table:
     event: str | None = None
     known: str | None = None
     unique: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    required: bool = False
+    known_in_advance: bool = False
+    rules: tuple[Rule, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -120,25 +165,29 @@ _add(Table(
         Column("urban_rural", "str", "Urban community or rural village.", allowed=URBAN_RURAL),
     ),
     primary_key=("region_code",),
+    required=True,
 ))
 
 _add(Table(
     name="standards",
-    description="Local assistance standards per county, month and urban/rural (set per county, reset yearly).",
+    description="Local assistance standards per county, month and urban/rural (set per county, reset "
+                "yearly).",
     source="civil affairs (民政), statistics (统计)",
     columns=(
         Column("county_code", "str", "6-digit county code (first 6 digits of the region code).",
                pattern=COUNTY_CODE),
         Column("month", "month", "Month the standard applies to.", pattern=MONTH),
         Column("urban_rural", "str", "Urban or rural standard.", allowed=URBAN_RURAL),
-        Column("dibao_standard", "float", "低保标准: dibao standard.", unit="yuan/person/month", ge=0, le=10_000),
+        Column("dibao_standard", "float", "低保标准: dibao standard.", unit="yuan/person/month", ge=0,
+               le=10_000),
         Column("monitoring_line", "float", "防返贫监测线: relapse-monitoring line.", unit="yuan/person/year",
                ge=0, le=100_000),
         Column("disposable_income_last_year", "float", "Last year's local per-capita disposable income.",
                unit="yuan/person/year", ge=0, le=500_000),
         Column("consumption_last_year", "float", "Last year's local per-capita consumption expenditure.",
                unit="yuan/person/year", ge=0, le=500_000),
-        Column("cpi_yoy", "float", "Consumer price index, year on year change.", unit="percent", ge=-50, le=100),
+        Column("cpi_yoy", "float", "Consumer price index, year on year change.", unit="percent", ge=-50,
+               le=100),
         Column("food_cpi_yoy", "float", "Food CPI, year on year change.", unit="percent", ge=-50, le=100,
                required=False, nullable=True),
         _recorded,
@@ -146,6 +195,8 @@ _add(Table(
     primary_key=("county_code", "month", "urban_rural"),
     event="month",
     known="recorded_at",
+    required=True,
+    known_in_advance=True,
 ))
 
 _add(Table(
@@ -163,18 +214,21 @@ _add(Table(
     ),
     primary_key=("household_id",),
     foreign_keys=(ForeignKey("village_code", "regions", "region_code"),),
+    required=True,
 ))
 
 _add(Table(
     name="members",
     description="Household members. A resident ID number, if supplied, is validated and replaced on "
                 "ingest by a keyed HMAC pseudonym (`id_hash`) and its last 4 characters (`id_last4`).",
-    source="public security (公安), civil affairs (民政), disabled persons' federation (残联), education (教育)",
+    source="public security (公安), civil affairs (民政), disabled persons' federation (残联), "
+           "education (教育)",
     columns=(
         Column("person_id", "str", "Person identifier (pseudonymous).", pattern=r"^\S+$"),
         Column("household_id", "str", "Household the person belongs to."),
         Column("id_number", "str", "18-character resident ID number (GB 11643). Never stored: replaced "
-               "on ingest.", required=False, nullable=True, pattern=ID_NUMBER, sensitive=True),
+               "on ingest.", required=False, nullable=True, pattern=ID_NUMBER, sensitive=True,
+               semantic="resident_id"),
         Column("id_hash", "str", "HMAC-SHA256 pseudonym of the ID number (keyed by DOUDI_ID_HMAC_KEY).",
                required=False, nullable=True),
         Column("id_last4", "str", "Last 4 characters of the ID number (the most ever shown).",
@@ -189,11 +243,14 @@ _add(Table(
                nullable=True),
         Column("labour_capacity", "str", "Labour capacity (劳动能力).", allowed=LABOUR_CAPACITY),
         Column("in_school", "bool", "Currently enrolled in school."),
-        Column("recorded_at", "date", "Date the member's record became known.", required=False, nullable=True),
+        Column("recorded_at", "date", "Date the member's record became known.", required=False,
+               nullable=True),
     ),
     primary_key=("person_id",),
     foreign_keys=(ForeignKey("household_id", "households", "household_id"),),
-    unique=(("id_hash",),),
+    unique=(("id_number",), ("id_hash",)),
+    required=True,
+    rules=(NotBefore("disability_certified_at", "birth_date"),),
 ))
 
 _add(Table(
@@ -206,7 +263,8 @@ _add(Table(
                required=False, nullable=True),
         Column("month", "month", "Month the income was earned.", pattern=MONTH),
         Column("source", "str", "Income source.", allowed=INCOME_SOURCES),
-        Column("amount", "float", "Income earned in the month.", unit="yuan", ge=0, le=1_000_000),
+        Column("amount", "float", "Income earned in the month.", unit="yuan", ge=0, le=1_000_000,
+               sensitive=True),
         _recorded,
     ),
     primary_key=("household_id", "person_id", "month", "source"),
@@ -226,13 +284,15 @@ _add(Table(
         Column("person_id", "str", "Patient."),
         Column("admission_date", "date", "Admission (or visit) date."),
         Column("discharge_date", "date", "Discharge date (equal to admission for outpatient visits)."),
-        Column("diagnosis_group", "str", "Diagnosis group.", allowed=DIAGNOSIS_GROUPS),
+        Column("diagnosis_group", "str", "Diagnosis group.", allowed=DIAGNOSIS_GROUPS, sensitive=True),
         Column("serious_illness", "bool", "Diagnosis on the serious-illness list (大病).", sensitive=True),
         Column("inpatient", "bool", "Inpatient stay (住院)."),
-        Column("total_cost", "float", "Total cost.", unit="yuan", ge=0, le=5_000_000),
-        Column("insurance_paid", "float", "Paid by basic and serious-illness insurance.", unit="yuan", ge=0),
-        Column("assistance_paid", "float", "Paid by medical assistance (医疗救助).", unit="yuan", ge=0),
-        Column("out_of_pocket", "float", "Paid by the family.", unit="yuan", ge=0),
+        Column("total_cost", "float", "Total cost.", unit="yuan", ge=0, le=5_000_000, sensitive=True),
+        Column("insurance_paid", "float", "Paid by basic and serious-illness insurance.", unit="yuan", ge=0,
+               sensitive=True),
+        Column("assistance_paid", "float", "Paid by medical assistance (医疗救助).", unit="yuan", ge=0,
+               sensitive=True),
+        Column("out_of_pocket", "float", "Paid by the family.", unit="yuan", ge=0, sensitive=True),
         _recorded,
     ),
     primary_key=("claim_id",),
@@ -240,6 +300,8 @@ _add(Table(
                   ForeignKey("person_id", "members", "person_id")),
     event="discharge_date",
     known="recorded_at",
+    rules=(NotBefore("discharge_date", "admission_date"),
+           Balance("out_of_pocket", "total_cost", ("insurance_paid", "assistance_paid"), tolerance=1.0)),
 ))
 
 _add(Table(
@@ -257,8 +319,10 @@ _add(Table(
         _recorded,
     ),
     primary_key=("disaster_id",),
+    foreign_keys=(ForeignKey("region_code", "regions", "region_code", area=True),),
     event="start_date",
     known="recorded_at",
+    rules=(NotBefore("end_date", "start_date"),),
 ))
 
 _add(Table(
@@ -317,7 +381,7 @@ _add(Table(
         Column("start_date", "date", "Start (or payment date for one-off help)."),
         Column("end_date", "date", "End; empty while ongoing.", nullable=True),
         Column("amount", "float", "Monthly amount for recurring programmes, total for one-off help.",
-               unit="yuan", ge=0, le=1_000_000),
+               unit="yuan", ge=0, le=1_000_000, sensitive=True),
         _recorded,
     ),
     primary_key=("assistance_id",),
@@ -325,6 +389,7 @@ _add(Table(
                   ForeignKey("person_id", "members", "person_id")),
     event="start_date",
     known="recorded_at",
+    rules=(NotBefore("end_date", "start_date"),),
 ))
 
 _add(Table(
