@@ -1,0 +1,1 @@
+"""The relapse-risk model: config, datasets, rule / logistic / LightGBM models, evaluation, training."""
