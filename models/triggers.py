@@ -1,0 +1,193 @@
+"""The official single-indicator triggers, declared once: the rule baseline ranks by them and the
+serving layer shows the ones that fired.
+
+Each trigger is a set of conditions on feature columns (any one fires it); thresholds are either a plain
+number or the name of a :class:`doudi.policy.PolicyRules` field, looked up per county (policy overrides
+by region-code prefix apply). A missing feature value never fires a condition.
+
+Severity of a fired condition, in [0, 1]: below a line ``t``: ``(t - x) / t`` (how far below); above a
+threshold ``t > 0``: ``1 - t / x`` (how far past it); above zero (counts): ``x / (1 + x)``.
+
+The price-linkage trigger (CPI y/y >= 3.5 % or food CPI y/y >= 6 %) is evaluated and shown, but it is
+not counted by the rule baseline (``ranks=False``): it fires for every household of a region in the same
+month, so counting it would lift whole regions up the list without telling households apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from doudi.policy import PolicyConfig, PolicyRules, load_policy
+
+Op = Literal["<", ">", ">="]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``feature op threshold``; ``threshold`` is a number or a PolicyRules field name."""
+
+    feature: str
+    op: Op
+    threshold: float | str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One official warning rule.
+
+    Attributes:
+        name: column name in :func:`evaluate_triggers` output.
+        conditions: any one of them fires the trigger.
+        zh, en: the rule in the policy's words; ``{field}`` placeholders are PolicyRules fields.
+        source: where the rule comes from.
+        ranks: counted by the rule baseline's score.
+    """
+
+    name: str
+    conditions: tuple[Condition, ...]
+    zh: str
+    en: str
+    source: str
+    ranks: bool = True
+
+    def text(self, rules: PolicyRules, lang: str = "zh") -> str:
+        """The rule as a sentence with the thresholds in force for ``rules``."""
+        if lang not in ("zh", "en"):
+            raise ValueError(f"unknown language {lang!r}: use zh or en")
+        return (self.zh if lang == "zh" else self.en).format(**rules.model_dump())
+
+
+TRIGGERS: tuple[Trigger, ...] = (
+    Trigger(
+        name="below_monitoring_line",
+        conditions=(Condition("income_to_monitoring_line", "<", 1.0),),
+        zh="家庭人均纯收入低于防返贫监测线",
+        en="Per-capita household income is below the relapse-monitoring line",
+        source="防止返贫动态监测：监测线 (standards.monitoring_line)",
+    ),
+    Trigger(
+        name="below_edge_line",
+        conditions=(Condition("income_to_edge_line", "<", 1.0),),
+        zh="家庭人均月收入低于低保边缘标准（低保标准的{edge_multiplier:g}倍）",
+        en="Per-capita monthly income is below the edge line ({edge_multiplier:g} x the dibao standard)",
+        source="低保边缘家庭认定 (policy.edge_multiplier x standards.dibao_standard)",
+    ),
+    Trigger(
+        name="medical_burden",
+        conditions=(Condition("medical_oop_share_12m", ">", "medical_trigger_share"),),
+        zh="近12个月自付医疗费用超过家庭收入的{medical_trigger_share:.0%}",
+        en="Out-of-pocket medical spending over 12 months exceeds {medical_trigger_share:.0%} of household "
+           "income",
+        source="因病监测预警 (policy.medical_trigger_share)",
+    ),
+    Trigger(
+        name="disaster_loss",
+        conditions=(Condition("disaster_loss_12m", ">=", "disaster_loss_trigger"),),
+        zh="近12个月灾害损失达到{disaster_loss_trigger:,.0f}元",
+        en="Assessed disaster loss over 12 months of at least {disaster_loss_trigger:,.0f} yuan",
+        source="因灾监测预警 (policy.disaster_loss_trigger)",
+    ),
+    Trigger(
+        name="uninsured_job_loss",
+        conditions=(Condition("uninsured_job_loss_6m", ">", 0.0),),
+        zh="近6个月有家庭成员失业且未参加失业保险",
+        en="A member lost a job without unemployment insurance in the last 6 months",
+        source="临时救助：未参保失业人员 (temporary assistance)",
+    ),
+    Trigger(
+        name="price_linkage",
+        conditions=(Condition("cpi_yoy", ">=", "cpi_linkage_threshold"),
+                    Condition("food_cpi_yoy", ">=", "food_cpi_linkage_threshold")),
+        zh="物价联动：CPI同比涨幅≥{cpi_linkage_threshold:g}%或食品CPI同比涨幅≥{food_cpi_linkage_threshold:g}%",
+        en="Price linkage: CPI up {cpi_linkage_threshold:g} % or more year on year, or food CPI up "
+           "{food_cpi_linkage_threshold:g} % or more",
+        source="社会救助和保障标准与物价上涨挂钩联动机制 (policy.cpi_linkage_threshold)",
+        ranks=False,
+    ),
+)
+
+TRIGGER_NAMES: tuple[str, ...] = tuple(t.name for t in TRIGGERS)
+RANKING_TRIGGERS: tuple[str, ...] = tuple(t.name for t in TRIGGERS if t.ranks)
+
+
+def trigger_features() -> list[str]:
+    """Feature columns the triggers read (plus ``county_code`` for per-region thresholds)."""
+    names = [c.feature for t in TRIGGERS for c in t.conditions]
+    return list(dict.fromkeys(names))
+
+
+def _thresholds(condition: Condition, rules_by_row: pd.DataFrame | None, defaults: PolicyRules) -> np.ndarray:
+    if not isinstance(condition.threshold, str):
+        return np.float64(condition.threshold)
+    if rules_by_row is None:
+        return np.float64(getattr(defaults, condition.threshold))
+    return rules_by_row[condition.threshold].to_numpy(dtype=np.float64)
+
+
+def _rules_by_row(features: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame | None:
+    """The policy fields per row, from each row's county (None when no county column or no overrides)."""
+    if "county_code" not in features or not policy.overrides:
+        return None
+    county = features["county_code"].astype("string").fillna("")
+    fields = [f for f in PolicyRules.model_fields if f != "serious_disability_grades"]
+    table = pd.DataFrame(
+        [{f: getattr(policy.for_region(code), f) for f in fields} for code in county.unique()],
+        index=county.unique(),
+    )
+    return table.reindex(county.to_numpy()).reset_index(drop=True)
+
+
+def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None) -> pd.DataFrame:
+    """Which official triggers fire for each row, and how severely.
+
+    Args:
+        features: feature frame with at least :func:`trigger_features` columns (``county_code`` optional).
+        policy: thresholds (the packaged policy when None).
+
+    Returns:
+        Frame aligned to ``features.index``: one boolean column per trigger (:data:`TRIGGER_NAMES`), then
+        ``n_fired`` (number of fired ranking triggers) and ``severity`` (mean severity of the fired ranking
+        triggers, in [0, 1); 0 when none fired).
+
+    Raises:
+        KeyError: a feature a trigger needs is missing from ``features``.
+    """
+    policy = policy or load_policy()
+    missing = [name for name in trigger_features() if name not in features]
+    if missing:
+        raise KeyError(f"evaluate_triggers: feature column(s) missing: {', '.join(missing)}")
+    rules_by_row = _rules_by_row(features, policy)
+    out = pd.DataFrame(index=features.index)
+    severity_sum = np.zeros(len(features))
+    n_fired = np.zeros(len(features), dtype=np.int64)
+    for trigger in TRIGGERS:
+        fired = np.zeros(len(features), dtype=bool)
+        severity = np.zeros(len(features))
+        for condition in trigger.conditions:
+            x = features[condition.feature].to_numpy(dtype=np.float64, na_value=np.nan)
+            t = _thresholds(condition, rules_by_row, policy.defaults)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if condition.op == "<":
+                    hit = x < t
+                    level = np.where(t > 0, (t - x) / t, 1.0)
+                else:
+                    hit = x > t if condition.op == ">" else x >= t
+                    level = np.where(t > 0, 1.0 - t / x, x / (1.0 + x))
+            hit &= ~np.isnan(x)
+            level = np.clip(np.nan_to_num(level, nan=0.0), 0.0, 1.0)
+            severity = np.where(hit, np.maximum(severity, level), severity)
+            fired |= hit
+        out[trigger.name] = fired
+        if trigger.ranks:
+            n_fired += fired
+            severity_sum += np.where(fired, severity, 0.0)
+    out["n_fired"] = n_fired
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_severity = np.where(n_fired > 0, severity_sum / np.maximum(n_fired, 1), 0.0)
+    # Keep the severity term below 1 so that k+1 fired triggers always outrank k.
+    out["severity"] = np.minimum(mean_severity, np.nextafter(1.0, 0.0))
+    return out
