@@ -1,0 +1,1 @@
+"""The scoring service: storage, auth, the one scoring path, and the HTTP API."""

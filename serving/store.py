@@ -1,0 +1,217 @@
+"""Data access: every query of runs, scores, alerts and the audit log, with region scope in the WHERE clause.
+
+A record outside the caller's scope is treated exactly like a missing one (``NotFound``), so that its
+existence does not leak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from serving.auth import Principal, Scope
+from serving.errors import NotFound
+from serving.orm import CLOSED_STATUSES, TIERS, Alert, AuditLog, HouseholdScore, ScoringRun, utcnow
+
+TIER_LEVEL = {tier: level for level, tier in enumerate(TIERS)}
+_CHUNK = 5000
+
+ALERT_COLUMNS = (
+    "household_id", "village_code", "township_code", "county_code", "risk", "raw_score", "base_value",
+    "tier", "rank", "triggered", "reasons", "triggers", "recommendations", "contributions", "features",
+)
+
+
+def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def open_cases(session: Session, household_ids: Sequence[str]) -> pd.DataFrame:
+    """The open alert (case) of each given household that has one.
+
+    Returns:
+        Frame indexed by household_id with columns ``alert_id`` and ``tier``.
+    """
+    rows: list[tuple[str, int, str]] = []
+    for chunk in _chunks(list(household_ids)):
+        stmt = sa.select(Alert.household_id, Alert.id, Alert.tier).where(
+            Alert.household_id.in_(chunk), Alert.status.not_in(CLOSED_STATUSES)
+        )
+        rows.extend(session.execute(stmt).tuples())
+    frame = pd.DataFrame(rows, columns=["household_id", "alert_id", "tier"])
+    return frame.set_index("household_id")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What is stored about a scoring run besides its scores and alerts."""
+
+    as_of: pd.Timestamp
+    source: str
+    model_name: str
+    model_version: str
+    feature_version: str | None
+    started_at: dt.datetime
+    params: dict[str, Any]
+    n_open_case: int = 0
+    n_capped: int = 0
+
+
+def save_run(
+    session: Session, run: RunRecord, scores: pd.DataFrame, alerts: pd.DataFrame
+) -> tuple[int, pd.Series]:
+    """Store a run, every household's score and the run's alerts in the caller's transaction.
+
+    An alert for a household that still has an open case (allowed only when its tier rose) supersedes
+    that case: the old alert is marked ``superseded`` and points to the new one.
+
+    Args:
+        session: a session inside a transaction (see ``serving.db.transaction``).
+        run: the run's metadata.
+        scores: indexed by household_id, columns village_code, risk, tier, rank.
+        alerts: indexed by household_id, the columns of ``ALERT_COLUMNS`` (without household_id) and
+            ``supersedes`` (alert id of the open case it replaces, or missing).
+
+    Returns:
+        The run id and the new alert ids indexed by household_id.
+    """
+    record = ScoringRun(
+        as_of=run.as_of.date(), source=run.source, model_name=run.model_name, model_version=run.model_version,
+        feature_version=run.feature_version, started_at=run.started_at, params=run.params,
+        n_scored=len(scores), n_alerts=len(alerts),
+        n_triggered=int(alerts["triggered"].sum()) if len(alerts) else 0,
+        n_open_case=run.n_open_case, n_capped=run.n_capped,
+    )
+    session.add(record)
+    session.flush()
+    run_id = record.id
+    if len(scores):
+        score_rows = pd.DataFrame({
+            "run_id": run_id,
+            "household_id": scores.index.astype(str),
+            "village_code": scores["village_code"].astype(str).to_numpy(),
+            "risk": scores["risk"].astype(float).to_numpy(),
+            "tier": scores["tier"].astype(str).to_numpy(),
+            "rank": scores["rank"].astype(np.int64).to_numpy(),
+        }).to_dict("records")
+        session.execute(sa.insert(HouseholdScore), score_rows)
+    alert_ids = pd.Series(dtype="int64", index=pd.Index([], name="household_id", dtype=object))
+    if len(alerts):
+        superseded = alerts["supersedes"].dropna().astype(np.int64) if "supersedes" in alerts else pd.Series()
+        if len(superseded):
+            # Close the old cases first: the partial unique index allows one open alert per household.
+            session.execute(
+                sa.update(Alert)
+                .where(Alert.id.in_([int(i) for i in superseded]), Alert.status.not_in(CLOSED_STATUSES))
+                .values(status="superseded", version=Alert.version + 1, updated_at=utcnow()),
+                execution_options={"synchronize_session": False},
+            )
+        now = utcnow()
+        frame = alerts.reset_index()
+        rows = frame[list(ALERT_COLUMNS)].assign(
+            rank=frame["rank"].astype(np.int64), triggered=frame["triggered"].astype(bool),
+            risk=frame["risk"].astype(float), raw_score=frame["raw_score"].astype(float),
+            base_value=frame["base_value"].astype(float),
+            run_id=run_id, as_of=run.as_of.date(), model_name=run.model_name, model_version=run.model_version,
+            status="new", version=1, created_at=now, updated_at=now,
+        ).astype(object).to_dict("records")
+        ids = session.scalars(sa.insert(Alert).returning(Alert.id, sort_by_parameter_order=True), rows).all()
+        alert_ids = pd.Series(ids, index=pd.Index(frame["household_id"].astype(str), name="household_id"),
+                              dtype="int64")
+        if len(superseded):
+            new_ids = alert_ids.reindex(superseded.index)
+            table = Alert.metadata.tables["alerts"]
+            session.execute(
+                sa.update(table).where(table.c.id == sa.bindparam("old_id"))
+                .values(superseded_by=sa.bindparam("new_id")),
+                [{"old_id": int(old), "new_id": int(new)}
+                 for old, new in zip(superseded.to_numpy(), new_ids.to_numpy(), strict=True)],
+            )
+    record.finished_at = utcnow()
+    return run_id, alert_ids
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Filters of the alert list."""
+
+    region_prefix: str | None = None
+    tier: str | None = None
+    status: str | None = None
+    run_id: int | None = None
+    open_only: bool = False
+
+
+def list_alerts(session: Session, scope: Scope, filters: AlertFilter, *, limit: int = 50, offset: int = 0
+                ) -> tuple[int, list[Alert]]:
+    """Alerts in scope matching the filters, highest risk first (then rank, then id), with the total count."""
+    conditions = [scope.clause(Alert.village_code)]
+    if filters.region_prefix:
+        conditions.append(Alert.village_code.startswith(filters.region_prefix, autoescape=True))
+    if filters.tier:
+        conditions.append(Alert.tier == filters.tier)
+    if filters.status:
+        conditions.append(Alert.status == filters.status)
+    if filters.open_only:
+        conditions.append(Alert.status.not_in(CLOSED_STATUSES))
+    if filters.run_id is not None:
+        conditions.append(Alert.run_id == filters.run_id)
+    where = sa.and_(*conditions)
+    total = session.scalar(sa.select(sa.func.count()).select_from(Alert).where(where)) or 0
+    stmt = (sa.select(Alert).where(where).order_by(Alert.risk.desc(), Alert.rank, Alert.id)
+            .limit(limit).offset(offset))
+    return total, list(session.scalars(stmt))
+
+
+def get_alert(session: Session, scope: Scope, alert_id: int) -> Alert:
+    """One alert in scope, or ``NotFound`` (also when it exists outside the scope)."""
+    alert = session.scalar(sa.select(Alert).where(Alert.id == alert_id, scope.clause(Alert.village_code)))
+    if alert is None:
+        raise NotFound(f"alert {alert_id} not found")
+    return alert
+
+
+def risk_history(session: Session, scope: Scope, household_id: str) -> list[dict[str, Any]]:
+    """A household's score in every run that scored it, oldest first, with the alert of that run if any.
+
+    Raises:
+        NotFound: never scored, or outside the caller's regions.
+    """
+    stmt = (
+        sa.select(ScoringRun.id, ScoringRun.as_of, ScoringRun.source, ScoringRun.model_name,
+                  ScoringRun.model_version, HouseholdScore.village_code, HouseholdScore.risk,
+                  HouseholdScore.tier, HouseholdScore.rank, Alert.id.label("alert_id"))
+        .join(ScoringRun, ScoringRun.id == HouseholdScore.run_id)
+        .outerjoin(Alert, sa.and_(Alert.run_id == HouseholdScore.run_id,
+                                  Alert.household_id == HouseholdScore.household_id))
+        .where(HouseholdScore.household_id == household_id, scope.clause(HouseholdScore.village_code))
+        .order_by(ScoringRun.as_of, ScoringRun.id)
+    )
+    rows = [dict(row._mapping) for row in session.execute(stmt)]
+    if not rows:
+        raise NotFound(f"household {household_id} not found")
+    return rows
+
+
+def audit(session: Session, principal: Principal, action: str, *, outcome: str = "ok",
+          household_id: str | None = None, alert_id: int | None = None, reason: str | None = None,
+          request_path: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Append one row to the audit log (in the caller's transaction)."""
+    session.add(AuditLog(
+        at=utcnow(), user_id=principal.user_id, user_name=principal.name, role=principal.role.value,
+        action=action, outcome=outcome, household_id=household_id, alert_id=alert_id,
+        reason=reason, request_path=request_path[:500] if request_path else None, detail=detail,
+    ))
+
+
+def latest_run(session: Session) -> ScoringRun | None:
+    """The most recent scoring run."""
+    return session.scalar(sa.select(ScoringRun).order_by(ScoringRun.id.desc()).limit(1))
