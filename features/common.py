@@ -1,0 +1,131 @@
+"""Per-household context shared by several feature families: members, size, standards, policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from doudi.contract import URBAN_RURAL
+from doudi.policy import PolicyRules, load_policy
+from features.snapshot import Snapshot
+
+CHILD_AGE = 16
+ELDERLY_AGE = 60
+DAYS_PER_YEAR = 365.25
+
+
+def members(snap: Snapshot) -> pd.DataFrame:
+    """Members known and born before T, with ``age`` (years at T)."""
+
+    def compute() -> pd.DataFrame:
+        frame = snap.table("members")
+        age = (snap.as_of.to_datetime64() - frame["birth_date"].to_numpy()) / np.timedelta64(1, "D")
+        return frame.assign(age=age / DAYS_PER_YEAR)
+
+    return snap.cached("members", compute)
+
+
+def household_size(snap: Snapshot) -> np.ndarray:
+    """Members per household at T (0 when none is known)."""
+    return snap.cached("household_size", lambda: snap.per_household(members(snap)["_h"].to_numpy()))
+
+
+def per_capita(snap: Snapshot, values: np.ndarray) -> np.ndarray:
+    """``values`` divided by household size; NaN where no member is known."""
+    size = household_size(snap)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(size > 0, values / size, np.nan)
+
+
+def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator``, NaN where the denominator is missing or not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def capped_share(numerator: np.ndarray, denominator: np.ndarray, cap: float) -> np.ndarray:
+    """``numerator / denominator`` capped at ``cap``: 0 when nothing is spent, ``cap`` when spending
+    meets zero income, NaN when the denominator is unknown."""
+    share = ratio(numerator, denominator)
+    share = np.where((denominator == 0) & (numerator > 0), cap, share)
+    share = np.where(numerator == 0, 0.0, share)
+    share = np.where(np.isnan(denominator), np.nan, share)
+    return np.minimum(share, cap)
+
+
+def county_codes(snap: Snapshot) -> np.ndarray:
+    """Each household's 6-digit county code (object array; None when the village code is missing)."""
+
+    def compute() -> np.ndarray:
+        village = pd.Series(snap.table("households")["village_code"], dtype="string")
+        return village.str.slice(0, 6).to_numpy(dtype=object, na_value=None)
+
+    return snap.cached("county_codes", compute)
+
+
+@dataclass(frozen=True)
+class Standards:
+    """The standards row in force for each household at T (NaN where none is known)."""
+
+    dibao_standard: np.ndarray
+    monitoring_line: np.ndarray
+    disposable_income_last_year: np.ndarray
+    cpi_yoy: np.ndarray
+    food_cpi_yoy: np.ndarray
+
+
+def standards(snap: Snapshot) -> Standards:
+    """Standards for the household's county and urban/rural, latest month known before T.
+
+    The month of T when its row is already published (``recorded_at < T``) and has started, otherwise
+    the latest earlier month.
+    """
+
+    def compute() -> Standards:
+        table = snap.table("standards")
+        latest = (table.sort_values("month", kind="stable")
+                  .drop_duplicates(["county_code", "urban_rural"], keep="last"))
+        homes = pd.DataFrame({"county_code": county_codes(snap),
+                              "urban_rural": snap.table("households")["urban_rural"].to_numpy()})
+        joined = homes.merge(latest, on=["county_code", "urban_rural"], how="left", validate="many_to_one")
+        fields = Standards.__dataclass_fields__
+        return Standards(**{name: joined[name].to_numpy(np.float64, na_value=np.nan) for name in fields})
+
+    return snap.cached("standards", compute)
+
+
+def policy_rules(snap: Snapshot) -> tuple[list[PolicyRules], np.ndarray]:
+    """The distinct policy rules in force and, per household, the index of its rules.
+
+    Rules come from ``doudi/policy.yaml`` (defaults and region-prefix overrides); they are looked up
+    once per village, not per household.
+    """
+
+    def compute() -> tuple[list[PolicyRules], np.ndarray]:
+        policy = snap.policy or load_policy()
+        villages = pd.Series(snap.table("households")["village_code"], dtype=object)
+        codes, uniques = pd.factorize(villages.fillna(""))
+        rules_by_village = [policy.for_region(str(v)) for v in uniques]
+        distinct: list[PolicyRules] = []
+        lookup = []
+        for rules in rules_by_village:
+            if rules not in distinct:
+                distinct.append(rules)
+            lookup.append(distinct.index(rules))
+        return distinct, np.asarray(lookup, dtype=np.int64)[codes]
+
+    return snap.cached("policy_rules", compute)
+
+
+def policy_value(snap: Snapshot, name: str) -> np.ndarray:
+    """A numeric policy parameter per household (e.g. ``edge_multiplier``)."""
+    distinct, index = policy_rules(snap)
+    return np.array([float(getattr(rules, name)) for rules in distinct])[index]
+
+
+def urban_rural_labels(codes: np.ndarray) -> np.ndarray:
+    """Urban/rural codes back to their contract labels (None when missing)."""
+    labels = np.array([*URBAN_RURAL, None], dtype=object)
+    return labels[np.where(codes >= 0, codes, len(URBAN_RURAL))]

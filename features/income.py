@@ -1,0 +1,283 @@
+"""Income features: level against the local lines, drops, volatility and mix.
+
+Months at T. Only complete months count (month ``m`` with ``m < month(T)``), and income for a month is
+usually recorded one or two months later, so households differ in how recent their data are. Each
+household's windows are anchored at its own *latest known month* L: "last 3 months" is L-2..L and
+"the 12 months before" is L-14..L-3. ``income_staleness_months`` says how old L is.
+
+Missing is not zero. Within a household's reported span (its first known month to L) a month with no
+income row is a month with zero income (every source reports monthly; no row means nothing earned).
+Months before the first known month are unknown: means and sums use only the covered months, and
+12-month totals are annualised from the covered months. A household with no income record at all gets
+NaN for levels and ratios (and 0 for drops, which need a base to drop from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from doudi.contract import INCOME_SOURCES
+from features.common import per_capita, policy_value, ratio, standards
+from features.registry import feature
+from features.snapshot import Snapshot
+
+WINDOW = 15
+"""Months kept behind the latest known month: 0..2 recent, 3..14 the 12 months before."""
+_WAGE = INCOME_SOURCES.index("wage")
+
+
+@dataclass(frozen=True)
+class IncomeWindows:
+    """Monthly household income by month offset ``k`` behind the latest known month (``L - k``).
+
+    Attributes:
+        total, wage: (households, WINDOW) income in yuan, all sources / wages only.
+        covered: (households, WINDOW) the month lies within the household's reported span.
+        by_source_12m: (households, sources) income of the last 12 known months by source.
+        last: latest known complete month index per household (-1 when none).
+        recent_known: how many of the 3 calendar months before T's month have a record.
+    """
+
+    total: np.ndarray
+    wage: np.ndarray
+    covered: np.ndarray
+    by_source_12m: np.ndarray
+    last: np.ndarray
+    recent_known: np.ndarray
+
+
+def income_windows(snap: Snapshot) -> IncomeWindows:
+    """The household-by-month income matrix every income feature reads (computed once per snapshot)."""
+
+    def compute() -> IncomeWindows:
+        table = snap.table("income")
+        month = table["month"].to_numpy()
+        complete = month < snap.month
+        month = month[complete]
+        house = table["_h"].to_numpy()[complete]
+        amount = table["amount"].to_numpy(np.float64)[complete]
+        source = table["source"].to_numpy()[complete]
+        n = snap.n
+        last = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(last, house, month)
+        first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, house, month)
+        back = last[house] - month
+        inside = back < WINDOW
+        cell = house[inside] * WINDOW + back[inside]
+        total = np.bincount(cell, amount[inside], minlength=n * WINDOW).reshape(n, WINDOW)
+        is_wage = source[inside] == _WAGE
+        wage = np.bincount(cell[is_wage], amount[inside][is_wage], minlength=n * WINDOW).reshape(n, WINDOW)
+        offsets = np.arange(WINDOW)
+        covered = (last[:, None] >= 0) & (last[:, None] - offsets[None, :] >= first[:, None])
+        last12 = (back < 12) & (source >= 0)
+        sources = len(INCOME_SOURCES)
+        by_source = np.bincount(house[last12] * sources + source[last12],
+                                amount[last12], minlength=n * sources).reshape(n, sources)
+        recent = month >= snap.month - 3
+        seen = np.bincount(house[recent] * 3 + (month[recent] - (snap.month - 3)), minlength=n * 3)
+        recent_known = (seen.reshape(n, 3) > 0).sum(axis=1).astype(np.float64)
+        return IncomeWindows(total=total, wage=wage, covered=covered, by_source_12m=by_source, last=last,
+                             recent_known=recent_known)
+
+    return snap.cached("income_windows", compute)
+
+
+def _window_mean(values: np.ndarray, covered: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Mean monthly value over the covered months of offsets start..stop-1 (NaN if none covered)."""
+    months = covered[:, start:stop].sum(axis=1)
+    return ratio(values[:, start:stop].sum(axis=1), months.astype(np.float64))
+
+
+def _drop(recent: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``1 - recent / base``; 0 where there is no positive base to drop from."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop = 1.0 - recent / base
+    return np.where((base > 0) & ~np.isnan(recent), drop, 0.0)
+
+
+def household_income_annual(snap: Snapshot) -> np.ndarray:
+    """Household income over the last 12 known months, annualised from covered months (yuan/year)."""
+
+    def compute() -> np.ndarray:
+        w = income_windows(snap)
+        return _window_mean(w.total, w.covered, 0, 12) * 12
+
+    return snap.cached("household_income_annual", compute)
+
+
+def income_pc_month_3m(snap: Snapshot) -> np.ndarray:
+    """Per-capita monthly income, mean of the last 3 known months (yuan/person/month)."""
+    w = income_windows(snap)
+    return per_capita(snap, _window_mean(w.total, w.covered, 0, 3))
+
+
+@feature(name="income_pc_12m", group="income", source=("income", "members"), window_months=12,
+         unit="yuan/person/year", monotone=-1,
+         zh="近12个月家庭人均收入{value:,.0f}元",
+         en="Household income over the last 12 months: {value:,.0f} yuan per person",
+         label_zh="近12个月家庭人均收入", label_en="Per-capita household income over 12 months",
+         description="Household income of all sources over the last 12 known months (annualised when "
+                     "fewer months are on record) divided by household size. NaN without income records "
+                     "or members.")
+def income_pc_12m(snap: Snapshot) -> np.ndarray:
+    return per_capita(snap, household_income_annual(snap))
+
+
+@feature(name="income_to_monitoring_line", group="income", source=("income", "members", "standards"),
+         window_months=12, unit="ratio", monotone=-1,
+         zh="人均年收入为当地防返贫监测线的{value:.0%}",
+         en="Per-capita annual income is {value:.0%} of the local relapse-monitoring line",
+         label_zh="人均年收入与防返贫监测线之比", label_en="Income relative to the monitoring line",
+         description="income_pc_12m / the local monitoring line (county, urban/rural) in force at T.")
+def income_to_monitoring_line(snap: Snapshot) -> np.ndarray:
+    return ratio(income_pc_12m(snap), standards(snap).monitoring_line)
+
+
+@feature(name="income_to_dibao_standard", group="income", source=("income", "members", "standards"),
+         window_months=3, unit="ratio", monotone=-1,
+         zh="近3个月人均月收入为当地低保标准的{value:.0%}",
+         en="Per-capita monthly income in the last 3 months is {value:.0%} of the local dibao standard",
+         label_zh="人均月收入与低保标准之比", label_en="Income relative to the dibao standard",
+         description="Per-capita monthly income (mean of the last 3 known months) / local dibao standard.")
+def income_to_dibao_standard(snap: Snapshot) -> np.ndarray:
+    return ratio(income_pc_month_3m(snap), standards(snap).dibao_standard)
+
+
+@feature(name="income_to_edge_line", group="income", source=("income", "members", "standards"),
+         window_months=3, unit="ratio", monotone=-1,
+         zh="近3个月人均月收入为低保边缘标准的{value:.0%}",
+         en="Per-capita monthly income in the last 3 months is {value:.0%} of the low-income edge line",
+         label_zh="人均月收入与低保边缘标准之比", label_en="Income relative to the edge-family line",
+         description="Same numerator as income_to_dibao_standard / (policy edge_multiplier x dibao "
+                     "standard).")
+def income_to_edge_line(snap: Snapshot) -> np.ndarray:
+    line = policy_value(snap, "edge_multiplier") * standards(snap).dibao_standard
+    return ratio(income_pc_month_3m(snap), line)
+
+
+@feature(name="income_drop_3m_vs_12m", group="income", source=("income",), window_months=15,
+         unit="ratio", monotone=+1,
+         zh="近3个月人均收入较前12个月平均下降{value:.0%}",
+         en="Income in the last 3 months fell {value:.0%} below the average of the 12 months before",
+         alt_below=0.0,
+         zh_alt="近3个月人均收入较前12个月平均上升{value:.0%}",
+         en_alt="Income in the last 3 months rose {value:.0%} above the average of the 12 months before",
+         label_zh="近3个月收入降幅", label_en="Income drop in the last 3 months",
+         description="1 - mean monthly income of the last 3 known months / mean of the 12 months before "
+                     "(covered months only); 0 when there is no earlier income. Negative is a rise.")
+def income_drop_3m_vs_12m(snap: Snapshot) -> np.ndarray:
+    w = income_windows(snap)
+    return _drop(_window_mean(w.total, w.covered, 0, 3), _window_mean(w.total, w.covered, 3, 15))
+
+
+@feature(name="income_drop_yoy_3m", group="income", source=("income",), window_months=15, unit="ratio",
+         monotone=+1,
+         zh="近3个月收入比上年同期下降{value:.0%}",
+         en="Income in the last 3 months fell {value:.0%} below the same months a year earlier",
+         alt_below=0.0,
+         zh_alt="近3个月收入比上年同期上升{value:.0%}",
+         en_alt="Income in the last 3 months rose {value:.0%} above the same months a year earlier",
+         label_zh="收入同比降幅", label_en="Year-on-year income drop",
+         description="1 - mean monthly income of the last 3 known months / mean of the same 3 months a "
+                     "year earlier (seasonal farm income compared like with like); 0 without a base.")
+def income_drop_yoy_3m(snap: Snapshot) -> np.ndarray:
+    w = income_windows(snap)
+    return _drop(_window_mean(w.total, w.covered, 0, 3), _window_mean(w.total, w.covered, 12, 15))
+
+
+@feature(name="wage_drop_3m_vs_12m", group="income", source=("income",), window_months=15, unit="ratio",
+         monotone=+1,
+         zh="近3个月务工（工资）收入较前12个月平均下降{value:.0%}",
+         en="Wages in the last 3 months fell {value:.0%} below the average of the 12 months before",
+         alt_below=0.0,
+         zh_alt="近3个月务工（工资）收入较前12个月平均上升{value:.0%}",
+         en_alt="Wages in the last 3 months rose {value:.0%} above the average of the 12 months before",
+         label_zh="务工收入降幅", label_en="Wage drop",
+         description="As income_drop_3m_vs_12m for wage income only; 0 when no wages were earned before.")
+def wage_drop_3m_vs_12m(snap: Snapshot) -> np.ndarray:
+    w = income_windows(snap)
+    return _drop(_window_mean(w.wage, w.covered, 0, 3), _window_mean(w.wage, w.covered, 3, 15))
+
+
+@feature(name="income_volatility_12m", group="income", source=("income",), window_months=12, unit="ratio",
+         monotone=+1,
+         zh="近12个月月收入忽高忽低，波动幅度约为月平均收入的{value:.0%}",
+         en="Monthly income swung by about {value:.0%} of its average over the last 12 months",
+         label_zh="月收入波动幅度", label_en="Income volatility",
+         description="Coefficient of variation (population std / mean) of monthly household income over "
+                     "the covered months of the last 12; NaN with fewer than 3 months, 0 when mean is 0.")
+def income_volatility_12m(snap: Snapshot) -> np.ndarray:
+    w = income_windows(snap)
+    covered = w.covered[:, :12]
+    months = covered.sum(axis=1).astype(np.float64)
+    mean = ratio(w.total[:, :12].sum(axis=1), months)
+    squares = np.where(covered, (w.total[:, :12] - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    std = np.sqrt(ratio(squares, months))
+    cv = np.where(mean > 0, ratio(std, mean), 0.0)
+    return np.where(months >= 3, cv, np.nan)
+
+
+@feature(name="zero_income_months_12m", group="income", source=("income",), window_months=12,
+         unit="months", monotone=+1,
+         zh="近12个月中有{value:.0f}个月家庭没有任何收入",
+         en="The household had no income at all in {value:.0f} of the last 12 months",
+         label_zh="无收入月数", label_en="Months without income",
+         description="Covered months among the last 12 known with zero household income; NaN without "
+                     "income records.")
+def zero_income_months_12m(snap: Snapshot) -> np.ndarray:
+    w = income_windows(snap)
+    zero = (w.covered[:, :12] & (w.total[:, :12] <= 0)).sum(axis=1).astype(np.float64)
+    return np.where(w.last >= 0, zero, np.nan)
+
+
+def _share(source: str):
+    def build(snap: Snapshot) -> np.ndarray:
+        w = income_windows(snap)
+        return ratio(w.by_source_12m[:, INCOME_SOURCES.index(source)], w.by_source_12m.sum(axis=1))
+
+    build.__name__ = f"income_share_{source}"
+    build.__doc__ = f"Share of {source} income in household income over the last 12 known months."
+    return build
+
+
+_SHARE_WORDS = {
+    "wage": ("工资性（务工）收入", "Wages"),
+    "farming": ("农业生产经营收入", "Farming income"),
+    "business": ("个体经营收入", "Business income"),
+    "transfer": ("转移性收入（补贴、救助等）", "Transfers (subsidies, assistance)"),
+    "pension": ("养老金收入", "Pensions"),
+}
+for _source, (_zh, _en) in _SHARE_WORDS.items():
+    feature(name=f"income_share_{_source}", group="income", source=("income",), window_months=12,
+            unit="share", monotone=0,
+            zh=f"{_zh}占近12个月家庭收入的{{value:.0%}}",
+            en=f"{_en} made up {{value:.0%}} of household income over the last 12 months",
+            label_zh=f"{_zh}占比", label_en=f"{_en} share of income",
+            description=f"{_en} / all income over the last 12 known months; NaN when income is 0.",
+            )(_share(_source))
+
+
+@feature(name="income_months_known_last_3", group="income", source=("income",), window_months=3,
+         unit="months", monotone=0, fill=0.0,
+         zh="最近3个月中已有{value:.0f}个月的收入记录",
+         en="Income is on record for {value:.0f} of the last 3 calendar months",
+         label_zh="最近3个月收入记录月数", label_en="Recent months with income records",
+         description="How many of the 3 complete calendar months before T have any income record known "
+                     "at T (data freshness; reporting lags make 1-2 typical).")
+def income_months_known_last_3(snap: Snapshot) -> np.ndarray:
+    return income_windows(snap).recent_known
+
+
+@feature(name="income_staleness_months", group="income", source=("income",), window_months=None,
+         unit="months", monotone=0,
+         zh="最近一条收入记录是{value:.0f}个月前的",
+         en="The latest income on record is {value:.0f} months old",
+         label_zh="收入数据滞后月数", label_en="Age of the latest income record",
+         description="Months between the last complete month before T and the household's latest known "
+                     "income month (0 = up to date); NaN without income records.")
+def income_staleness_months(snap: Snapshot) -> np.ndarray:
+    last = income_windows(snap).last
+    return np.where(last >= 0, (snap.month - 1 - last).astype(np.float64), np.nan)

@@ -1,0 +1,282 @@
+"""The feature registry: every feature declared once, built point-in-time.
+
+A builder is a plain function decorated with :func:`feature`. It receives a
+:class:`~features.snapshot.Snapshot` — the world already cut to the records *known* before the as-of
+date T (see :func:`features.snapshot.known_before`) — and returns one value per household, either a
+numpy array aligned to ``snap.ids`` or a Series indexed by household id. The registry, not the builder,
+does the cut, so a builder cannot see the future; it also reindexes, fills households without records
+(``fill``) and fixes the dtype (numeric float64, categorical pandas ``string``).
+
+Builders must be per-household: a household's features depend only on its own records and on
+region-level tables (regions, standards, disasters), never on other households. That is what makes
+``build_features(..., households=subset)`` equal to the full table restricted to the subset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from doudi.io import World
+from features.snapshot import EncodedWorld, Snapshot, encode_world
+
+Group = Literal["income", "medical", "disaster", "household", "employment", "assistance", "assets", "region"]
+Kind = Literal["numeric", "categorical"]
+
+GROUPS: tuple[str, ...] = (
+    "income", "medical", "disaster", "household", "employment", "assistance", "assets", "region",
+)
+KINDS: tuple[str, ...] = ("numeric", "categorical")
+_TABLE_NAMES = (
+    "regions", "standards", "households", "members", "income", "medical_claims", "disasters",
+    "disaster_losses", "employment_events", "assistance", "assets",
+)
+
+Builder = Callable[[Snapshot], "np.ndarray | pd.Series"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything a reader, an explanation or a test needs to know about one feature.
+
+    Attributes:
+        name: snake_case identifier, the column name.
+        group: feature family (one of ``GROUPS``).
+        source: contract tables the builder reads.
+        window_months: look-back window in months (None for point-in-time states).
+        unit: unit of the value ("yuan/person/year", "ratio", "count", "0/1", "months", ...).
+        monotone: +1 if a higher value raises risk, -1 if it lowers risk, 0 if unknown or mixed.
+        kind: "numeric" (float64) or "categorical" (pandas string).
+        zh, en: reason templates; ``{value}`` is the feature value (e.g. ``{value:.0%}``).
+        label_zh, label_en: short plain-words name of the quantity, used when the value is missing.
+        description: what the value is and how missing/undefined cases are handled.
+        fill: value for households with no records at all (None keeps them missing).
+        alt_below: when set and the value is below it, ``zh_alt``/``en_alt`` are used instead, formatted
+            with the absolute value (a negative drop is a rise; a 0 flag is "none").
+        value_words: for categoricals, (value, zh words, en words) used in the sentence for that value.
+        builder: the function that computes it.
+    """
+
+    name: str
+    group: Group
+    source: tuple[str, ...]
+    window_months: int | None
+    unit: str
+    monotone: int
+    kind: Kind
+    zh: str
+    en: str
+    label_zh: str
+    label_en: str
+    description: str
+    fill: float | None = None
+    alt_below: float | None = None
+    zh_alt: str | None = None
+    en_alt: str | None = None
+    value_words: tuple[tuple[str, str, str], ...] = ()
+    builder: Builder | None = field(default=None, compare=False, repr=False)
+
+    def metadata(self) -> dict[str, object]:
+        """The spec as plain data (no builder), e.g. for logging with a model."""
+        data = asdict(self)
+        data.pop("builder")
+        data["source"] = list(self.source)
+        data["value_words"] = [list(words) for words in self.value_words]
+        return data
+
+
+REGISTRY: dict[str, FeatureSpec] = {}
+"""Feature name -> spec, in declaration order (module import order, then order within a module)."""
+
+
+def feature(
+    *,
+    name: str,
+    group: Group,
+    source: str | tuple[str, ...],
+    window_months: int | None,
+    unit: str,
+    monotone: int,
+    zh: str,
+    en: str,
+    label_zh: str,
+    label_en: str,
+    description: str,
+    kind: Kind = "numeric",
+    fill: float | None = None,
+    alt_below: float | None = None,
+    zh_alt: str | None = None,
+    en_alt: str | None = None,
+    value_words: tuple[tuple[str, str, str], ...] = (),
+) -> Callable[[Builder], Builder]:
+    """Declare a feature and register its builder (the decorated function, returned unchanged).
+
+    Raises:
+        ValueError: on a duplicate name or an inconsistent declaration.
+    """
+    sources = (source,) if isinstance(source, str) else tuple(source)
+
+    def register(builder: Builder) -> Builder:
+        spec = FeatureSpec(
+            name=name, group=group, source=sources, window_months=window_months, unit=unit,
+            monotone=monotone, kind=kind, zh=zh, en=en, label_zh=label_zh, label_en=label_en,
+            description=description, fill=fill, alt_below=alt_below, zh_alt=zh_alt, en_alt=en_alt,
+            value_words=value_words, builder=builder,
+        )
+        _check_spec(spec)
+        REGISTRY[name] = spec
+        return builder
+
+    return register
+
+
+def _check_spec(spec: FeatureSpec) -> None:
+    problems = []
+    if spec.name in REGISTRY:
+        problems.append("is declared twice")
+    if not spec.name.isidentifier() or spec.name != spec.name.lower():
+        problems.append("name must be a snake_case identifier")
+    if spec.group not in GROUPS:
+        problems.append(f"group {spec.group!r} is not one of {GROUPS}")
+    if spec.kind not in KINDS:
+        problems.append(f"kind {spec.kind!r} is not one of {KINDS}")
+    if spec.monotone not in (-1, 0, 1):
+        problems.append("monotone must be -1, 0 or +1")
+    if spec.kind == "categorical" and spec.monotone != 0:
+        problems.append("a categorical feature has no monotone direction")
+    unknown = [s for s in spec.source if s not in _TABLE_NAMES]
+    if unknown:
+        problems.append(f"unknown source table(s) {unknown}")
+    if (spec.alt_below is None) != (spec.zh_alt is None) or (spec.zh_alt is None) != (spec.en_alt is None):
+        problems.append("alt_below, zh_alt and en_alt go together")
+    for text in (spec.zh, spec.en, spec.zh_alt, spec.en_alt):
+        if text is not None and "{value" not in text and spec.alt_below is None:
+            problems.append(f"template {text!r} does not state the value")
+    if problems:
+        raise ValueError(f"feature {spec.name!r}: " + "; ".join(problems))
+
+
+def feature_names() -> list[str]:
+    """Registered feature names in registry order (the model's input columns)."""
+    return list(REGISTRY)
+
+
+def registry_version() -> str:
+    """Short sha256 over every spec and its builder's source: changes whenever a feature changes."""
+    digest = hashlib.sha256()
+    for spec in REGISTRY.values():
+        digest.update(json.dumps(spec.metadata(), sort_keys=True, ensure_ascii=False).encode())
+        try:
+            digest.update(inspect.getsource(spec.builder).encode())  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            digest.update(f"{spec.builder!r}".encode())
+    return digest.hexdigest()[:12]
+
+
+def reason_text(name: str, value: object, lang: str = "zh") -> str:
+    """A sentence stating a feature's actual value in plain words (for the social worker's list).
+
+    Args:
+        name: feature name.
+        value: the feature value (number, string for categoricals, None/NaN when missing).
+        lang: "zh" or "en".
+
+    Raises:
+        KeyError: unknown feature. ValueError: unknown language.
+    """
+    if lang not in ("zh", "en"):
+        raise ValueError(f"lang must be 'zh' or 'en', not {lang!r}")
+    spec = REGISTRY[name]
+    label = spec.label_zh if lang == "zh" else spec.label_en
+    if _is_missing(value):
+        return f"{label}：暂无记录" if lang == "zh" else f"{label}: no record"
+    template = spec.zh if lang == "zh" else spec.en
+    if spec.kind == "categorical":
+        words = {v: (zh, en) for v, zh, en in spec.value_words}.get(str(value))
+        text = str(value) if words is None else words[0 if lang == "zh" else 1]
+        return template.format(value=text)
+    number = float(value)  # type: ignore[arg-type]
+    if spec.alt_below is not None and number < spec.alt_below:
+        template = (spec.zh_alt if lang == "zh" else spec.en_alt) or template
+        number = abs(number)
+    return template.format(value=number)
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return False
+
+
+def build_features(
+    world: World | EncodedWorld,
+    as_of: pd.Timestamp | str,
+    *,
+    households: pd.Index | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> pd.DataFrame:
+    """Compute every registered feature for households as of T, from records known before T.
+
+    Args:
+        world: a contract world (``doudi.io.World``), or one prepared once with
+            :func:`features.encode_world` to build many as-of dates without re-encoding.
+        as_of: the as-of date T; only records with ``recorded_at < T`` and an event date before T count.
+        households: household ids to return, in this order (default: every household).
+        progress: called as ``progress(done, total, feature_name)`` after each feature.
+
+    Returns:
+        One row per household indexed by ``household_id``, one column per feature in registry order;
+        numeric features float64, categorical features pandas ``string``.
+
+    Raises:
+        KeyError: a requested household is not in the households table.
+    """
+    encoded = world if isinstance(world, EncodedWorld) else encode_world(world)
+    snap = Snapshot(encoded, pd.Timestamp(as_of))
+    columns: dict[str, object] = {}
+    total = len(REGISTRY)
+    for done, spec in enumerate(REGISTRY.values(), start=1):
+        columns[spec.name] = _column(spec, snap)
+        if progress is not None:
+            progress(done, total, spec.name)
+    frame = pd.DataFrame(columns, index=encoded.ids, copy=False)
+    if households is not None:
+        wanted = pd.Index(households, name="household_id")
+        positions = encoded.ids.get_indexer(wanted)
+        if (positions < 0).any():
+            missing = list(wanted[positions < 0][:5])
+            raise KeyError(f"households not in the households table: {missing}")
+        frame = frame.iloc[positions]
+        frame.index = wanted
+    return frame
+
+
+def _column(spec: FeatureSpec, snap: Snapshot) -> np.ndarray | pd.Series:
+    """One feature as float64 values or a pandas ``string`` Series, aligned to ``snap.ids``."""
+    assert spec.builder is not None
+    raw = spec.builder(snap)
+    if isinstance(raw, pd.Series):
+        if not raw.index.is_unique:
+            raise ValueError(f"feature {spec.name}: builder returned duplicate household ids")
+        raw = raw.reindex(snap.ids)
+    elif len(raw) != snap.n:
+        raise ValueError(f"feature {spec.name}: builder returned {len(raw)} values for {snap.n} households")
+    if spec.kind == "categorical":
+        values = pd.Series(np.asarray(raw, dtype=object), index=snap.ids).astype("string")
+        if spec.fill is not None:
+            values = values.fillna(str(spec.fill))
+        return values
+    values = np.asarray(raw, dtype=np.float64)
+    if spec.fill is not None:
+        values = np.where(np.isnan(values), spec.fill, values)
+    return values

@@ -1,0 +1,239 @@
+"""Point-in-time views of a world: what was *known* before an as-of date T.
+
+Two forms of the same cut:
+
+* :func:`known_before` returns a contract-form world with only the records known before T (for
+  tests, notebooks and other modules).
+* :class:`Snapshot` is what builders receive: the world encoded once for speed (household ids as
+  integer positions, months as integers, categories as small codes; see :func:`encode_world`) and cut
+  lazily, table by table, with the same rule (:func:`known_mask`).
+
+The rule, read from ``doudi.contract.TABLES``: a record of a time-varying table is visible at T when
+its ``known`` column (``recorded_at``) is before T *and* its ``event`` column is before T (a month's
+event date is its first day). Members have no event column in the contract; a member is visible once
+born (``birth_date < T``) and, when the member's ``recorded_at`` is given, once recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from doudi.contract import TABLES, Table
+from doudi.io import World
+from doudi.policy import PolicyConfig
+
+T = TypeVar("T")
+
+# Members carry no event column in the contract, but a person not yet born at T is not a member at T.
+_EVENT_FALLBACK = {"members": "birth_date"}
+# Text columns kept (as text) by the encoding; every other free-text column (ids, names) is dropped.
+_KEEP_TEXT = ("region_code", "village_code", "county_code")
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def month_index(month: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """``YYYY-MM`` strings to integers ``year * 12 + month - 1`` (missing -> -1).
+
+    Raises:
+        ValueError: a value that is not a ``YYYY-MM`` month.
+    """
+    codes, uniques = pd.factorize(pd.Series(month, copy=False), use_na_sentinel=True)
+    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), format="%Y-%m", errors="coerce")
+    if parsed.isna().any():
+        bad = list(pd.Series(uniques)[parsed.isna().to_numpy()][:3])
+        raise ValueError(f"not a YYYY-MM month: {bad}")
+    lookup = np.append((parsed.dt.year * 12 + parsed.dt.month - 1).to_numpy(np.int64), -1)
+    return lookup[codes]
+
+
+def category_codes(values: pd.Series, allowed: tuple[str, ...]) -> np.ndarray:
+    """Positions of ``values`` in ``allowed`` as int8 (missing or not allowed -> -1)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    lookup = [allowed.index(u) if u in allowed else -1 for u in uniques]
+    return np.array([*lookup, -1], dtype=np.int8)[codes]
+
+
+def timestamp_month(as_of: pd.Timestamp) -> int:
+    """Month index of the month containing ``as_of``."""
+    return as_of.year * 12 + as_of.month - 1
+
+
+def last_started_month(as_of: pd.Timestamp) -> int:
+    """Index of the last month whose first day is before ``as_of``."""
+    month = timestamp_month(as_of)
+    return month if as_of > as_of.normalize().replace(day=1) else month - 1
+
+
+def known_mask(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Rows of ``frame`` (contract form or encoded) known before ``as_of`` and dated before it."""
+    keep = np.ones(len(frame), dtype=bool)
+    known = table.known or ("recorded_at" if "recorded_at" in frame else None)
+    if known is not None and known in frame:
+        nullable = table.column(known).nullable
+        recorded = frame[known].to_numpy("datetime64[ns]")
+        missing = np.isnat(recorded)
+        keep &= np.where(missing, nullable, recorded < as_of.to_datetime64())
+    event = table.event or _EVENT_FALLBACK.get(table.name)
+    if event is not None and event in frame:
+        values = frame[event]
+        if table.column(event).dtype == "month":
+            months = values.to_numpy() if pd.api.types.is_integer_dtype(values) else month_index(values)
+            keep &= (months >= 0) & (months <= last_started_month(as_of))
+        else:
+            dates = values.to_numpy("datetime64[ns]")
+            keep &= ~np.isnat(dates) & (dates < as_of.to_datetime64())
+    return keep
+
+
+def known_before(world: World, as_of: pd.Timestamp | str) -> World:
+    """The contract-form world restricted to records known before ``as_of`` (static tables unchanged)."""
+    as_of = pd.Timestamp(as_of)
+    out: World = {}
+    for name, frame in world.items():
+        table = TABLES.get(name)
+        if table is None:
+            out[name] = frame
+            continue
+        mask = known_mask(table, frame, as_of)
+        out[name] = frame if mask.all() else frame.loc[mask].reset_index(drop=True)
+    return out
+
+
+@dataclass(frozen=True)
+class EncodedWorld:
+    """A world encoded once for fast point-in-time builds (see :func:`encode_world`).
+
+    Attributes:
+        ids: household ids in households-table order (``household_id`` index); row ``i`` of every
+            feature is household ``ids[i]``.
+        tables: table name -> encoded frame. ``_h`` is the household position in ``ids`` (rows of
+            unknown households are dropped), ``_p`` a per-table person code, month columns are month
+            indexes, categorical text columns are codes into the contract's ``allowed`` tuple (-1 when
+            missing), nullable ints and bools are float64 with NaN.
+    """
+
+    ids: pd.Index
+    tables: dict[str, pd.DataFrame]
+    policy: PolicyConfig | None = None
+
+
+def encode_world(world: World, *, policy: PolicyConfig | None = None) -> EncodedWorld:
+    """Encode a contract-form world once, so that many as-of dates can be built cheaply.
+
+    Args:
+        world: contract-form tables (absent tables count as empty).
+        policy: policy ratios used by some features (default: ``doudi/policy.yaml``).
+
+    Raises:
+        KeyError: the world has no households table.
+        ValueError: duplicate household ids.
+    """
+    if "households" not in world:
+        raise KeyError("the world has no households table")
+    ids = pd.Index(world["households"]["household_id"].astype("string"), name="household_id")
+    if not ids.is_unique:
+        raise ValueError(f"duplicate household ids: {list(ids[ids.duplicated()][:5])}")
+    tables = {name: _encode_table(TABLES[name], world.get(name), ids) for name in TABLES}
+    return EncodedWorld(ids=ids, tables=tables, policy=policy)
+
+
+def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame:
+    columns: dict[str, Any] = {}
+    if frame is None:
+        frame = pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.columns})
+    keep = np.ones(len(frame), dtype=bool)
+    for column in table.columns:
+        if column.name not in frame:
+            continue
+        values = frame[column.name]
+        if column.name == "household_id":
+            codes = ids.get_indexer(values.astype("string"))
+            keep &= codes >= 0
+            columns["_h"] = codes.astype(np.int64)
+        elif column.name == "person_id":
+            columns["_p"] = pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+        elif column.dtype == "month":
+            columns[column.name] = month_index(values)
+        elif column.dtype == "str" and column.allowed is not None:
+            columns[column.name] = category_codes(values, column.allowed)
+        elif column.dtype == "str":
+            if column.name in _KEEP_TEXT:
+                columns[column.name] = values.astype("string").to_numpy(dtype=object, na_value=None)
+        elif column.dtype == "date":
+            columns[column.name] = values.to_numpy("datetime64[ns]")
+        elif column.dtype in ("int", "bool", "float"):
+            if values.isna().any() or not (
+                pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+            ):
+                columns[column.name] = pd.to_numeric(values.astype("Float64"), errors="coerce").to_numpy(
+                    np.float64, na_value=np.nan)
+            else:
+                columns[column.name] = values.to_numpy()
+    encoded = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
+    return encoded if keep.all() else encoded.loc[keep].reset_index(drop=True)
+
+
+class Snapshot:
+    """The world as known before ``as_of``: what every builder receives.
+
+    Builders read tables with :meth:`table` (already cut), compute per-household values aligned to
+    ``ids`` (use :meth:`per_household`), and share intermediate results through :meth:`cached`.
+    """
+
+    def __init__(self, encoded: EncodedWorld, as_of: pd.Timestamp):
+        if pd.isna(as_of):
+            raise ValueError("as_of is missing")
+        self.as_of = pd.Timestamp(as_of)
+        self.ids = encoded.ids
+        self.n = len(encoded.ids)
+        self.month = timestamp_month(self.as_of)
+        """Index of the month containing T; complete months are those ``< self.month``."""
+        self.policy = encoded.policy
+        self._encoded = encoded
+        self._tables: dict[str, pd.DataFrame] = {}
+        self._cache: dict[str, Any] = {}
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Encoded table ``name`` with only the records known before T (cut once, then reused)."""
+        if name not in self._tables:
+            frame = self._encoded.tables[name]
+            mask = known_mask(TABLES[name], frame, self.as_of)
+            self._tables[name] = frame if mask.all() else frame.loc[mask].reset_index(drop=True)
+        return self._tables[name]
+
+    def cached(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` once per snapshot (intermediates shared by several features)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def months_ago(self, months: int) -> np.datetime64:
+        """The date ``months`` calendar months before T (window starts: ``date >= T - k months``)."""
+        return (self.as_of - pd.DateOffset(months=months)).to_datetime64()
+
+    def months_before(self, dates: np.ndarray) -> np.ndarray:
+        """Months (fractional, 30.44 days) between each date and T."""
+        return (self.as_of.to_datetime64() - dates) / np.timedelta64(1, "D") / DAYS_PER_MONTH
+
+    def per_household(self, codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Sum of ``weights`` (or count of rows) per household, aligned to ``ids``."""
+        return np.bincount(codes, weights=weights, minlength=self.n).astype(np.float64)
+
+    def per_household_max(
+        self, codes: np.ndarray, values: np.ndarray, *, empty: float = np.nan
+    ) -> np.ndarray:
+        """Maximum of ``values`` per household (``empty`` where a household has no rows)."""
+        out = np.full(self.n, -np.inf)
+        np.maximum.at(out, codes, values.astype(np.float64))
+        return np.where(np.isneginf(out), empty, out)
+
+    def per_household_min(
+        self, codes: np.ndarray, values: np.ndarray, *, empty: float = np.nan
+    ) -> np.ndarray:
+        """Minimum of ``values`` per household (``empty`` where a household has no rows)."""
+        return -self.per_household_max(codes, -np.asarray(values, dtype=np.float64), empty=-empty)
