@@ -1,0 +1,64 @@
+"""MLflow pyfunc wrapper around a saved :class:`models.risk_model.RiskModel` directory.
+
+For interoperability (``mlflow.pyfunc.load_model("models:/doudi-relapse-risk@champion")``); the serving
+hot path loads the same directory natively with ``RiskModel.load`` (``artifacts/risk_model`` of the
+registered model), which skips pyfunc's per-call overhead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+from models.risk_model import RiskModel
+
+ARTIFACT_KEY = "risk_model"
+OUTPUT_COLUMNS = ("risk", "raw_score", "tier")
+
+
+class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+    """Scores a feature frame: ``risk`` (calibrated probability), ``raw_score`` (log-odds), ``tier``."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = RiskModel.load(context.artifacts[ARTIFACT_KEY])
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        return score_frame(self.model, model_input)
+
+
+def score_frame(model: RiskModel, features: pd.DataFrame) -> pd.DataFrame:
+    """The pyfunc output for a feature frame, computed natively (same numbers as the registered model)."""
+    margin = model.raw_score(features)
+    risk = model._calibrate(margin)
+    return pd.DataFrame({"risk": risk, "raw_score": margin, "tier": model.tier(risk).astype(str)},
+                        index=features.index)
+
+
+def signature(model: RiskModel) -> ModelSignature:
+    """Input: each feature (categoricals as strings, numbers as doubles, all optional); output columns."""
+    inputs = Schema([
+        ColSpec("string" if name in model.categorical else "double", name, required=False)
+        for name in model.features
+    ])
+    outputs = Schema([ColSpec("double", "risk"), ColSpec("double", "raw_score"), ColSpec("string", "tier")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def input_frame(model: RiskModel, features: pd.DataFrame) -> pd.DataFrame:
+    """The features in the signature's types: doubles, categoricals as Python strings (None if missing)."""
+    out = {}
+    for name in model.features:
+        column = features[name]
+        if name in model.categorical:
+            values = column.astype("string").to_numpy(dtype=object, na_value=None)
+            out[name] = pd.Series(values, index=features.index, dtype=object)
+        else:
+            out[name] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.DataFrame(out, index=features.index)
