@@ -14,6 +14,7 @@ challenger and champion on the same test period (see ``models/registry.py``).
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -326,7 +327,7 @@ def _log_run(result: TrainResult, config: TrainConfig, *, tracking_uri: str, mod
             name="model",
             python_model=pyfunc.RiskModelPyfunc(),
             artifacts={pyfunc.ARTIFACT_KEY: str(model_dir)},
-            code_paths=[str(Path(__file__).parent)],
+            code_paths=[str(_package_copy(work / "code"))],
             signature=pyfunc.signature(lgbm),
             input_example=example,
             registered_model_name=model_name if register else None,
@@ -342,6 +343,13 @@ def _log_run(result: TrainResult, config: TrainConfig, *, tracking_uri: str, mod
             client.set_registered_model_alias(model_name, "champion", version)
             result.aliases.append("champion")
         result.model_version = version
+
+
+def _package_copy(directory: Path) -> Path:
+    """This package's source (no caches) for the pyfunc's ``code_paths``: loads without an install."""
+    target = directory / "models"
+    shutil.copytree(Path(__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
 
 
 def _write_artifacts(result: TrainResult, config: TrainConfig, directory: Path, *, model_name: str) -> None:
