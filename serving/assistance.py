@@ -1,0 +1,392 @@
+"""Recommended assistance (对应救助帮扶): which programmes a household probably qualifies for, and why.
+
+Each rule reads the policy ratios (``doudi/policy.yaml``, per region), the local standards in force at
+T and the household's records known before T, and states the figures it used, so that a social worker
+can check it by hand. A person decides; these are pointers to the programmes to verify.
+
+Income figures come from the feature builders' own helpers (the same standard in force and the same
+"mean of the last 3 known months" per-capita income as ``income_to_dibao_standard``), so a
+recommendation never disagrees with the features and triggers shown beside it.
+
+Worked example (dibao by difference): a household of 3 whose monthly income over its last 3 known months
+averaged 1,500 yuan, one member earning wages (employment-cost deduction 300 yuan/month), in a county
+whose dibao standard is 700 yuan/person/month: per-capita income after the deduction is
+(1,500 - 300) / 3 = 400 yuan, below 700, so dibao is recommended with an estimated benefit of
+(700 - 400) x 3 = 900 yuan a month.
+
+Rules (thresholds from policy, lines from ``standards``; "income" is per-capita monthly income):
+  * 特困 tekun: no member aged 18+ with full or partial labour capacity to support the family, and
+    income below tekun_multiplier x dibao standard; covers the members without labour capacity and the
+    minors under tekun_minor_age, at the basic living standard (multiplier x standard) each.
+  * dibao: income after the employment-cost deduction below the dibao standard, deposits (when checked)
+    under deposit_limit_months x standard x members; benefit by difference. Not when 特困 covers everyone.
+  * 单人户 single-person dibao: not eligible as a household but below the edge line, with a member
+    seriously ill (serious-illness claim in 12 months) or severely disabled (grade in
+    serious_disability_grades): that member alone, at the dibao standard.
+  * edge family: at or above the dibao standard, below edge_multiplier x standard, assets within limits.
+  * temporary: assessed disaster loss >= disaster_loss_trigger (12 months), or an uninsured job loss
+    (6 months).
+  * medical: out-of-pocket spending in 12 months with a serious illness, or over medical_trigger_share
+    of household income.
+  * education: a member in school in a low-income family (below the edge line or already assisted).
+  * housing: the house was severely damaged or collapsed in a disaster in the last 12 months.
+Nothing is recommended that the household already receives (ongoing dibao, 特困 or edge status).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from doudi.io import World
+from doudi.policy import PolicyConfig
+
+_POLICY_FIELDS = ("edge_multiplier", "tekun_multiplier", "tekun_minor_age", "employment_cost_deduction",
+                  "disaster_loss_trigger", "medical_trigger_share", "deposit_limit_months",
+                  "edge_assistance_temporary_months")
+_FEATURES = ("serious_illness", "medical_oop_12m", "medical_oop_share_12m", "disaster_loss_12m",
+             "uninsured_job_loss_6m")
+_DAMAGE = {"none": 0, "minor": 1, "severe": 2, "collapsed": 3}
+ADULT_AGE = 18
+DAYS_PER_YEAR = 365.25
+
+
+def _policy_table(villages: pd.Series, policy: PolicyConfig) -> pd.DataFrame:
+    """Policy fields per household, looked up once per distinct village (overrides by prefix)."""
+    codes, uniques = pd.factorize(villages.fillna("").astype(str))
+    rules = [policy.for_region(v) for v in uniques]
+    table = pd.DataFrame([{f: float(getattr(r, f)) for f in _POLICY_FIELDS} for r in rules],
+                         columns=list(_POLICY_FIELDS))
+    out = table.iloc[codes].set_axis(villages.index)
+    out["serious_grades"] = pd.Series([tuple(rules[c].serious_disability_grades) for c in codes],
+                                      index=villages.index, dtype=object)
+    return out
+
+
+def _persons(known: World, ids: pd.Index, as_of: pd.Timestamp, policy: pd.DataFrame) -> pd.DataFrame:
+    """Members of the households with age, and whether each could be 特困-supported or enrolled alone."""
+    members = known.get("members")
+    if members is None or not len(members):
+        return pd.DataFrame(columns=["household_id", "person_id", "tekun", "single", "student", "supporter"])
+    members = members[members["household_id"].astype(str).isin(ids)]
+    household = members["household_id"].astype(str)
+    age = (as_of - members["birth_date"]).dt.days.to_numpy(np.float64) / DAYS_PER_YEAR
+    labour = members["labour_capacity"].astype(str).to_numpy()
+    grade = pd.to_numeric(members["disability_grade"], errors="coerce").fillna(0).astype(int).to_numpy()
+    rules = policy.loc[household]
+    allowed_grades = rules["serious_grades"].to_numpy()
+    serious_grade = np.array([g in allowed for g, allowed in zip(grade, allowed_grades, strict=True)],
+                             dtype=bool)
+    window = as_of - pd.DateOffset(months=12)
+    claims = known.get("medical_claims")
+    ill: set[str] = set()
+    if claims is not None and len(claims):
+        serious = claims[claims["serious_illness"].astype(bool) & (claims["discharge_date"] >= window)]
+        ill = set(serious["person_id"].astype(str))
+    person = members["person_id"].astype(str)
+    return pd.DataFrame({
+        "household_id": household.to_numpy(),
+        "person_id": person.to_numpy(),
+        "supporter": np.isin(labour, ("full", "partial")) & (age >= ADULT_AGE),
+        "tekun": (labour == "none") | (age < rules["tekun_minor_age"].to_numpy()),
+        "single": person.isin(ill).to_numpy() | serious_grade,
+        "student": members["in_school"].fillna(False).astype(bool).to_numpy(),
+    })
+
+
+def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig, *,
+                    encoded: Any = None) -> pd.DataFrame:
+    """The figures every rule reads, one row per household of ``features`` (its index), as of T.
+
+    Args:
+        world: contract-form world.
+        as_of: T; only records known before T count.
+        features: ``build_features`` output for the households to advise (any subset of the world).
+        policy: policy configuration.
+        encoded: the ``features.encode_world`` result already built for ``world`` (saves re-encoding).
+    """
+    from features.common import household_size, standards
+    from features.income import income_pc_month_3m, income_windows
+    from features.snapshot import Snapshot, encode_world, known_before
+
+    encoded = encoded if encoded is not None else encode_world(world, policy=policy)
+    snap = Snapshot(encoded, as_of)
+    ids = pd.Index(features.index.astype(str), name="household_id")
+    pos = snap.ids.get_indexer(ids)
+    if (pos < 0).any():
+        raise KeyError(f"households not in the world: {list(ids[pos < 0][:5])}")
+
+    # Working members: distinct people with wage income in the household's last 3 known months.
+    income = snap.table("income")
+    last = income_windows(snap).last
+    house = income["_h"].to_numpy()
+    wage = ((income["source"].to_numpy() == 0) & (income["_p"].to_numpy() >= 0)
+            & (income["amount"].to_numpy(np.float64) > 0) & (income["month"].to_numpy() >= last[house] - 2))
+    pairs = income.loc[wage, ["_h", "_p"]].drop_duplicates()
+    working = np.bincount(pairs["_h"].to_numpy(), minlength=snap.n)[pos]
+
+    villages = pd.Series(snap.table("households")["village_code"], dtype=object).iloc[pos].set_axis(ids)
+    policy_rows = _policy_table(villages, policy)
+    known = known_before({name: world[name] for name in ("members", "medical_claims", "assistance", "assets",
+                                                         "disaster_losses") if name in world}, as_of)
+    persons = _persons(known, ids, as_of, policy_rows)
+    by_household = persons.groupby("household_id")
+
+    frame = pd.DataFrame({
+        "members": household_size(snap)[pos],
+        "dibao_standard": standards(snap).dibao_standard[pos],
+        "pc_income": income_pc_month_3m(snap)[pos],
+        "working": working.astype(np.float64),
+    }, index=ids)
+    frame = frame.join(policy_rows)
+    frame["supported"] = by_household["supporter"].any().reindex(ids, fill_value=False).astype(bool)
+    for kind in ("tekun", "single"):
+        chosen = persons[persons[kind].to_numpy(bool)]
+        frame[f"{kind}_persons"] = chosen.groupby("household_id")["person_id"].agg(list).reindex(ids)
+    frame["students"] = by_household["student"].sum().reindex(ids, fill_value=0).astype(int)
+
+    on = pd.DataFrame(False, index=ids, columns=["on_dibao", "on_tekun", "on_edge"])
+    aid = known.get("assistance")
+    if aid is not None and len(aid):
+        ongoing = aid[(aid["end_date"].isna() | (aid["end_date"] >= as_of))
+                      & aid["programme"].isin(("dibao", "tekun", "edge"))]
+        held = pd.crosstab(ongoing["household_id"].astype(str), "on_" + ongoing["programme"].astype(str)) > 0
+        on = held.reindex(index=ids, columns=on.columns, fill_value=False).astype(bool)
+    frame = frame.join(on)
+
+    frame["deposits"] = np.nan
+    assets = known.get("assets")
+    if assets is not None and len(assets):
+        latest = (assets.sort_values("reported_date", kind="stable")
+                  .drop_duplicates("household_id", keep="last"))
+        frame["deposits"] = latest.set_index(latest["household_id"].astype(str))["deposits"].reindex(ids)
+
+    frame["housing_damage"] = "none"
+    losses = known.get("disaster_losses")
+    if losses is not None and len(losses):
+        recent = losses[losses["assessed_date"] >= as_of - pd.DateOffset(months=12)]
+        level = (recent["housing_damage"].astype(str).map(_DAMAGE)
+                 .groupby(recent["household_id"].astype(str)).max())
+        names = {v: k for k, v in _DAMAGE.items()}
+        frame["housing_damage"] = level.reindex(ids).map(names).fillna("none").astype(object)
+
+    for name in _FEATURES:
+        frame[name] = features[name].to_numpy(np.float64, na_value=np.nan) if name in features else np.nan
+    return derive(frame)
+
+
+def derive(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived figures and one boolean column per programme (vectorised over households)."""
+    f = frame.copy()
+    n = f["members"].to_numpy(np.float64)
+    std = f["dibao_standard"].to_numpy(np.float64)
+    income = f["pc_income"].to_numpy(np.float64)
+    known_income = (n > 0) & ~np.isnan(std) & ~np.isnan(income)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deduction = f["employment_cost_deduction"].to_numpy() * f["working"].to_numpy()
+        after = np.maximum(income * n - deduction, 0) / n
+    f["pc_income_after_deduction"] = after
+    f["edge_line"] = f["edge_multiplier"] * f["dibao_standard"]
+    f["tekun_standard"] = f["tekun_multiplier"] * f["dibao_standard"]
+    f["deposit_limit"] = f["deposit_limit_months"] * f["dibao_standard"] * f["members"]
+    f["dibao_benefit"] = (f["dibao_standard"] - f["pc_income_after_deduction"]) * f["members"]
+    f["n_tekun"] = f["tekun_persons"].str.len().fillna(0).astype(int)
+    f["n_single"] = f["single_persons"].str.len().fillna(0).astype(int)
+
+    assets_ok = f["deposits"].isna().to_numpy() | (f["deposits"] < f["deposit_limit"]).to_numpy()
+    below_std = known_income & (after < std)
+    below_edge = known_income & (after < f["edge_line"].to_numpy())
+    on_dibao, on_tekun, on_edge = (f[c].to_numpy(bool) for c in ("on_dibao", "on_tekun", "on_edge"))
+    tekun = (known_income & ~f["supported"].to_numpy(bool) & (f["n_tekun"].to_numpy() > 0)
+             & (income < f["tekun_standard"].to_numpy()) & ~on_tekun)
+    everyone_tekun = tekun & (f["n_tekun"].to_numpy() >= n)
+    loss = f["disaster_loss_12m"].to_numpy(np.float64)
+    jobs = f["uninsured_job_loss_6m"].to_numpy(np.float64)
+    f["disaster_hit"] = ~np.isnan(loss) & (loss >= f["disaster_loss_trigger"].to_numpy())
+    f["jobless"] = ~np.isnan(jobs) & (jobs > 0)
+    share = f["medical_oop_share_12m"].to_numpy(np.float64)
+    ill = np.nan_to_num(f["serious_illness"].to_numpy(np.float64)) > 0
+    f["serious"] = ill
+
+    f["tekun"] = tekun
+    f["dibao"] = below_std & assets_ok & ~on_dibao & ~on_tekun & ~everyone_tekun
+    f["single_person"] = ~below_std & below_edge & (f["n_single"].to_numpy() > 0) & ~on_dibao & ~on_tekun
+    f["edge"] = ~below_std & below_edge & assets_ok & ~on_dibao & ~on_tekun & ~on_edge
+    f["temporary"] = f["disaster_hit"] | f["jobless"]
+    f["medical"] = (np.nan_to_num(f["medical_oop_12m"].to_numpy(np.float64)) > 0) & (
+        ill | (share > f["medical_trigger_share"].to_numpy()))
+    f["education"] = (f["students"].to_numpy() > 0) & (below_edge | on_dibao | on_tekun | on_edge)
+    f["housing"] = f["housing_damage"].isin(("severe", "collapsed")).to_numpy()
+    return f
+
+
+def _yuan(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), 2)
+
+
+def _income_figures(r: Any) -> dict[str, Any]:
+    return {"members": int(r.members), "dibao_standard": _yuan(r.dibao_standard),
+            "per_capita_income": _yuan(r.pc_income), "working_members": int(r.working),
+            "employment_cost_deduction": _yuan(r.employment_cost_deduction),
+            "per_capita_income_after_deduction": _yuan(r.pc_income_after_deduction)}
+
+
+def _tekun(r: Any) -> dict[str, Any]:
+    return {
+        "zh": "建议认定特困人员救助供养", "en": "Consider extreme-poverty support (特困)",
+        "rule_zh": f"家中无18周岁以上有劳动能力的成员；人均月收入{r.pc_income:,.0f}元低于特困基本生活标准"
+                   f"{r.tekun_standard:,.0f}元（低保标准{r.dibao_standard:,.0f}元的{r.tekun_multiplier:g}倍）；"
+                   f"{r.n_tekun}人无劳动能力或未满{r.tekun_minor_age:.0f}周岁",
+        "rule_en": f"No member aged 18+ able to work; per-capita income {r.pc_income:,.0f} yuan/month is "
+                   f"below the basic living standard {r.tekun_standard:,.0f} "
+                   f"({r.tekun_multiplier:g} x the dibao "
+                   f"standard {r.dibao_standard:,.0f}); {r.n_tekun} member(s) without labour capacity or "
+                   f"under {r.tekun_minor_age:.0f}",
+        "figures": {**_income_figures(r), "tekun_multiplier": r.tekun_multiplier,
+                    "tekun_standard": _yuan(r.tekun_standard), "persons": r.n_tekun},
+        "monthly_amount": _yuan(r.tekun_standard * r.n_tekun), "person_ids": list(r.tekun_persons),
+    }
+
+
+def _dibao(r: Any) -> dict[str, Any]:
+    unchecked = pd.isna(r.deposits)
+    return {
+        "zh": f"建议纳入低保，按差额估算每月约{r.dibao_benefit:,.0f}元",
+        "en": f"Consider dibao; estimated benefit by difference about {r.dibao_benefit:,.0f} yuan/month",
+        "rule_zh": f"扣除{r.working:.0f}名就业成员的就业成本"
+                   f"（每人每月{r.employment_cost_deduction:,.0f}元）后，"
+                   f"家庭人均月收入{r.pc_income_after_deduction:,.0f}元，低于低保标准{r.dibao_standard:,.0f}元；"
+                   f"（{r.dibao_standard:,.0f} − {r.pc_income_after_deduction:,.0f}）× {r.members:.0f}人 = "
+                   f"{r.dibao_benefit:,.0f}元/月" + ("；家庭存款尚未核对" if unchecked else ""),
+        "rule_en": f"After deducting employment costs for {r.working:.0f} working member(s) "
+                   f"({r.employment_cost_deduction:,.0f} yuan/month each), per-capita income is "
+                   f"{r.pc_income_after_deduction:,.0f} yuan/month, below the dibao standard "
+                   f"{r.dibao_standard:,.0f}; "
+                   f"({r.dibao_standard:,.0f} - {r.pc_income_after_deduction:,.0f}) x "
+                   f"{r.members:.0f} = {r.dibao_benefit:,.0f} yuan/month"
+                   + ("; deposits not yet checked" if unchecked else ""),
+        "figures": {**_income_figures(r), "deposits": _yuan(r.deposits),
+                    "deposit_limit": _yuan(r.deposit_limit)},
+        "monthly_amount": _yuan(r.dibao_benefit), "person_ids": [],
+    }
+
+
+def _single_person(r: Any) -> dict[str, Any]:
+    return {
+        "zh": "建议将重病或重度残疾成员“单人户”纳入低保",
+        "en": "Consider enrolling the seriously ill or severely disabled member(s) alone in dibao (单人户)",
+        "rule_zh": f"家庭人均月收入{r.pc_income_after_deduction:,.0f}元"
+                   f"不低于低保标准{r.dibao_standard:,.0f}元，"
+                   f"但低于低保边缘标准{r.edge_line:,.0f}元；{r.n_single}名成员患重病或重度残疾",
+        "rule_en": f"Per-capita income {r.pc_income_after_deduction:,.0f} yuan/month is not below the dibao "
+                   f"standard {r.dibao_standard:,.0f} but below the edge line {r.edge_line:,.0f}; "
+                   f"{r.n_single} member(s) seriously ill or severely disabled",
+        "figures": {**_income_figures(r), "edge_line": _yuan(r.edge_line), "persons": r.n_single},
+        "monthly_amount": _yuan(r.dibao_standard * r.n_single), "person_ids": list(r.single_persons),
+    }
+
+
+def _edge(r: Any) -> dict[str, Any]:
+    return {
+        "zh": "建议认定为低保边缘家庭，给予专项救助",
+        "en": "Consider low-income edge-family status (专项救助)",
+        "rule_zh": f"家庭人均月收入{r.pc_income_after_deduction:,.0f}元，"
+                   f"不低于低保标准{r.dibao_standard:,.0f}元、"
+                   f"低于低保边缘标准{r.edge_line:,.0f}元（{r.edge_multiplier:g}倍）；遇急难可给予最长"
+                   f"{r.edge_assistance_temporary_months:.0f}个月临时救助",
+        "rule_en": f"Per-capita income {r.pc_income_after_deduction:,.0f} yuan/month is not below the dibao "
+                   f"standard {r.dibao_standard:,.0f} and below the edge line {r.edge_line:,.0f} "
+                   f"({r.edge_multiplier:g} x); temporary assistance for up to "
+                   f"{r.edge_assistance_temporary_months:.0f} months in an emergency",
+        "figures": {**_income_figures(r), "edge_line": _yuan(r.edge_line),
+                    "edge_multiplier": r.edge_multiplier,
+                    "temporary_months": int(r.edge_assistance_temporary_months)},
+        "monthly_amount": None, "person_ids": [],
+    }
+
+
+def _temporary(r: Any) -> dict[str, Any]:
+    zh, en = [], []
+    if r.disaster_hit:
+        zh.append(f"近12个月灾害损失{r.disaster_loss_12m:,.0f}元，达到{r.disaster_loss_trigger:,.0f}元")
+        en.append(f"disaster loss of {r.disaster_loss_12m:,.0f} yuan in 12 months (at least "
+                  f"{r.disaster_loss_trigger:,.0f})")
+    if r.jobless:
+        zh.append(f"近6个月{r.uninsured_job_loss_6m:.0f}人次失业且未参加失业保险")
+        en.append(f"{r.uninsured_job_loss_6m:.0f} job loss(es) without unemployment insurance in 6 months")
+    return {
+        "zh": "建议给予临时救助", "en": "Consider temporary assistance (临时救助)",
+        "rule_zh": "；".join(zh), "rule_en": "; ".join(en).capitalize(),
+        "figures": {"disaster_loss_12m": _yuan(r.disaster_loss_12m),
+                    "disaster_loss_trigger": _yuan(r.disaster_loss_trigger),
+                    "uninsured_job_loss_6m": None if pd.isna(r.uninsured_job_loss_6m)
+                    else int(r.uninsured_job_loss_6m)},
+        "monthly_amount": None, "person_ids": [],
+    }
+
+
+def _medical(r: Any) -> dict[str, Any]:
+    share = "" if pd.isna(r.medical_oop_share_12m) else f"，占家庭收入{r.medical_oop_share_12m:.0%}"
+    share_en = ("" if pd.isna(r.medical_oop_share_12m)
+                else f", {r.medical_oop_share_12m:.0%} of household income")
+    return {
+        "zh": "建议给予医疗救助", "en": "Consider medical assistance (医疗救助)",
+        "rule_zh": f"近12个月自付医疗费用{r.medical_oop_12m:,.0f}元{share}"
+                   + ("；有成员患重特大疾病" if r.serious else ""),
+        "rule_en": f"Out-of-pocket medical spending of {r.medical_oop_12m:,.0f} yuan in 12 months{share_en}"
+                   + ("; a member has a serious illness" if r.serious else ""),
+        "figures": {"medical_oop_12m": _yuan(r.medical_oop_12m),
+                    "medical_oop_share_12m": None if pd.isna(r.medical_oop_share_12m)
+                    else round(float(r.medical_oop_share_12m), 4),
+                    "medical_trigger_share": r.medical_trigger_share, "serious_illness": bool(r.serious)},
+        "monthly_amount": None, "person_ids": [],
+    }
+
+
+def _education(r: Any) -> dict[str, Any]:
+    return {
+        "zh": "建议给予教育救助", "en": "Consider education assistance (教育救助)",
+        "rule_zh": f"低收入家庭，有{r.students}名在校学生",
+        "rule_en": f"Low-income family with {r.students} student(s)",
+        "figures": {"students": int(r.students), "per_capita_income_after_deduction":
+                    _yuan(r.pc_income_after_deduction), "edge_line": _yuan(r.edge_line)},
+        "monthly_amount": None, "person_ids": [],
+    }
+
+
+def _housing(r: Any) -> dict[str, Any]:
+    collapsed = r.housing_damage == "collapsed"
+    return {
+        "zh": "建议给予住房救助（危房改造或灾后重建）",
+        "en": "Consider housing assistance (repair or rebuilding)",
+        "rule_zh": "近12个月房屋因灾" + ("倒塌" if collapsed else "严重损坏"),
+        "rule_en": "The house " + ("collapsed" if collapsed else "was severely damaged")
+                   + " in a disaster in the last 12 months",
+        "figures": {"housing_damage": r.housing_damage}, "monthly_amount": None, "person_ids": [],
+    }
+
+
+RULES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "tekun": _tekun, "dibao": _dibao, "single_person": _single_person, "edge": _edge, "temporary": _temporary,
+    "medical": _medical, "education": _education, "housing": _housing,
+}
+"""Programme -> sentence and figures maker, in the order recommendations are listed."""
+
+
+def recommend(facts: pd.DataFrame) -> pd.Series:
+    """The recommended programmes of each household (a list of dicts with programme, zh, en, rule_zh,
+    rule_en, figures, monthly_amount in yuan/month for monthly programmes, person_ids)."""
+    out: dict[str, list[dict[str, Any]]] = {h: [] for h in facts.index}
+    for programme, make in RULES.items():
+        for row in facts[facts[programme].to_numpy(bool)].itertuples():  # only the qualifying rows
+            out[row.Index].append({"programme": programme, **make(row)})
+    return pd.Series([out[h] for h in facts.index], index=facts.index, dtype=object, name="recommendations")
+
+
+def recommend_for(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig, *,
+                  encoded: Any = None) -> pd.Series:
+    """:func:`recommend` of :func:`household_facts`: the recommendations for the rows of ``features``."""
+    return recommend(household_facts(world, as_of, features, policy, encoded=encoded))
