@@ -170,3 +170,193 @@ def promote_command(
     else:
         console.print(f"[red]Not promoted[/red]: {escape(decision.reason)}")
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CONTRACT engineer: `doudi validate`, `doudi ingest`, `doudi contract-docs` (doudi/validate.py, docs.py)
+MaxRows = Annotated[
+    int, typer.Option("--max-rows", min=0, help="Show at most this many violations (--json gets all).")
+]
+ShownRows = Annotated[int, typer.Option("--max-rows", min=0, help="Show at most this many violations.")]
+JsonReport = Annotated[Path | None, typer.Option("--json", help="Write every violation to this JSON file.")]
+SourceDir = Annotated[Path, typer.Argument(help="Folder with an extract: one CSV or Parquet per table.")]
+IngestOut = Annotated[Path, typer.Option("--out", help="Folder for the validated, pseudonymized Parquet.")]
+DropInvalid = Annotated[bool, typer.Option(
+    "--drop-invalid", help="Drop bad rows (and rows referencing them), list them in _rejects.csv.")]
+DocsPage = Annotated[Path, typer.Option("--out", help="The page to write or check.")]
+# Help texts as single-line paragraphs: Typer keeps a docstring's line breaks.
+VALIDATE_HELP = (
+    "Check a world folder (CSV or Parquet) against the data contract and report every violation.\n\n"
+    "Prints the violations grouped by table and rule, then the first --max-rows of them (file, row, "
+    "column, reason). Exit code 0 when there are no errors (warnings allowed), 1 when there are, 2 when the "
+    "folder or a file cannot be read."
+)
+INGEST_HELP = (
+    "Validate an extract, replace resident ID numbers by keyed pseudonyms, and store it as Parquet.\n\n"
+    "Refuses (exit code 1, OUT untouched) when the extract breaks the contract, unless --drop-invalid. OUT "
+    "is replaced only once the new world is completely written. Needs DOUDI_ID_HMAC_KEY when the extract "
+    "holds resident ID numbers. Exit code 2 when a folder, a file or the key is unusable."
+)
+
+
+def _contract_read(directory: Path, stage: str):
+    """Read a world folder with a progress bar; a bad folder or unreadable file exits with code 2."""
+    from rich.progress import Progress
+
+    from doudi.contract import TABLES
+    from doudi.io import UnreadableData, read_raw, table_file
+
+    if not directory.is_dir():
+        err_console.print(f"[red]{directory}: not a folder[/red]", highlight=False)
+        raise typer.Exit(2)
+    present = [name for name in TABLES if table_file(directory, name) is not None]
+    try:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task(f"{stage}: reading", total=len(present))
+            return read_raw(directory, on_table=lambda _: progress.advance(task))
+    except UnreadableData as error:
+        count = len(error.violations)
+        err_console.print(f"[red]{directory}: cannot read {count} file(s)[/red]", highlight=False)
+        for violation in error.violations:
+            err_console.print(f"  {violation}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _contract_report(violations, *, max_rows: int) -> None:
+    """Print violations grouped by table and rule (with counts), then the first ``max_rows`` of them."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from doudi.validate import violations_frame
+
+    frame = violations_frame(violations)
+    frame["file"] = frame["file"].where(frame["file"] != "", frame["table"])
+    grouped = frame.groupby(["file", "rule", "severity"], sort=False).agg(
+        count=("reason", "size"), example=("reason", "first"))
+    summary = Table(title="Violations by table and rule", title_justify="left")
+    for name in ("file", "rule", "level", "count", "example"):
+        summary.add_column(name, justify="right" if name == "count" else "left", no_wrap=name != "example",
+                           overflow="fold")
+    for (file, rule, severity), row in grouped.iterrows():
+        level = Text(severity, style="yellow" if severity == "warning" else "red")
+        summary.add_row(Text(file), rule, level, f"{row['count']:,}", Text(str(row["example"])))
+    console.print(summary)
+    if max_rows == 0:
+        return
+    shown = violations[:max_rows]
+    detail = Table(title=f"First {len(shown):,} of {len(violations):,}", title_justify="left")
+    for name in ("file", "row", "column", "reason"):
+        detail.add_column(name, justify="right" if name == "row" else "left", overflow="fold")
+    for violation in shown:
+        row = "" if violation.row is None else str(violation.row)
+        detail.add_row(Text(violation.file or violation.table), row, Text(violation.column or ""),
+                       Text(violation.reason))
+    console.print(detail)
+
+
+@app.command("validate", help=VALIDATE_HELP)
+def validate_command(directory: WorldDir, json_file: JsonReport = None, max_rows: MaxRows = 50) -> None:
+    """Check a world folder against the data contract (see VALIDATE_HELP)."""
+    import json
+
+    from rich.progress import Progress
+
+    from doudi.validate import check_world, stray_files, violations_frame
+
+    raw = _contract_read(directory, "validate")
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("validate: checking", total=len(raw))
+        violations = check_world(raw, on_table=lambda _: progress.advance(task)) + stray_files(directory)
+    errors = sum(v.severity == "error" for v in violations)
+    warnings = len(violations) - errors
+    if violations:
+        _contract_report(violations, max_rows=max_rows)
+    if json_file is not None:
+        records = violations_frame(violations).astype(object)
+        payload = {
+            "directory": str(directory),
+            "rows": {name: len(frame) for name, (_, frame) in raw.items()},
+            "errors": errors,
+            "warnings": warnings,
+            "violations": records.where(records.notna(), None).to_dict(orient="records"),
+        }
+        try:
+            json_file.parent.mkdir(parents=True, exist_ok=True)
+            json_file.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as error:
+            err_console.print(f"[red]cannot write {json_file}[/red]: {error}", highlight=False)
+            raise typer.Exit(2) from None
+    rows = sum(len(frame) for _, frame in raw.values())
+    checked = f"{len(raw)} tables, {rows:,} rows in {directory}"
+    if errors:
+        console.print(f"[red]✗ {errors:,} error(s)[/red], {warnings:,} warning(s): {checked}",
+                      highlight=False)
+        raise typer.Exit(1)
+    extra = f" ({warnings:,} warning(s))" if warnings else ""
+    console.print(f"[green]✓ follows the data contract[/green]: {checked}{extra}", highlight=False)
+
+
+@app.command("ingest", help=INGEST_HELP)
+def ingest_command(source: SourceDir, out: IngestOut, drop_invalid: DropInvalid = False,
+                   max_rows: ShownRows = 20) -> None:
+    """Validate, pseudonymize and store an extract (see INGEST_HELP)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from doudi.io import ContractError
+    from doudi.pseudonym import PseudonymKeyMissing
+    from doudi.validate import IngestTargetError, ingest
+
+    _contract_read(source, "ingest")  # unreadable files exit with code 2 before any work
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console,
+                      transient=True) as progress:
+            task = progress.add_task("ingest")
+            report = ingest(source, out, drop_invalid=drop_invalid,
+                            on_step=lambda step: progress.update(task, description=f"ingest: {step}"))
+    except (PseudonymKeyMissing, IngestTargetError) as error:
+        message = error.violations[0].reason if isinstance(error, PseudonymKeyMissing) else str(error)
+        err_console.print("[red]Not ingested[/red]:", Text(message), highlight=False)
+        raise typer.Exit(2) from None
+    except ContractError as error:
+        _contract_report(error.violations, max_rows=max_rows)
+        hint = "" if drop_invalid else "; fix the extract, or use --drop-invalid to drop the bad rows"
+        err_console.print(f"[red]Not ingested[/red]: {len(error.violations):,} error(s); {out} is unchanged"
+                          f"{hint}.", highlight=False)
+        raise typer.Exit(1) from None
+    except OSError as error:
+        err_console.print("[red]Not ingested[/red]:", Text(f"{error}; {out} is unchanged."), highlight=False)
+        raise typer.Exit(2) from None
+    table = Table(title=f"Ingested into {out}", title_justify="left")
+    for name in ("table", "read", "written", "dropped"):
+        table.add_column(name, justify="left" if name == "table" else "right")
+    for name, written in report.rows_written.items():
+        read = report.rows_read.get(name)
+        dropped = report.rows_dropped.get(name, 0)
+        table.add_row(name, "-" if read is None else f"{read:,}", f"{written:,}",
+                      f"{dropped:,}" if dropped else "")
+    console.print(table)
+    for warning in report.warnings:
+        console.print("[yellow]warning[/yellow]", Text(str(warning)), highlight=False)
+    if report.rejected:
+        console.print(f"{len(report.rejected):,} violation(s) dropped rows: see {out / '_rejects.csv'}",
+                      highlight=False)
+
+
+@app.command("contract-docs")
+def contract_docs_command(
+    check: Annotated[bool, typer.Option("--check", help="Only check: exit 1 if the page is stale.")] = False,
+    path: DocsPage = Path("docs/data-contract.md"),
+) -> None:
+    """Generate docs/data-contract.md from the data contract (doudi/contract.py)."""
+    from doudi.docs import is_stale, write_contract_docs
+
+    if check:
+        if is_stale(path):
+            err_console.print(f"[red]{path} is stale[/red]: run doudi contract-docs", highlight=False)
+            raise typer.Exit(1)
+        console.print(f"{path} is up to date", highlight=False)
+        return
+    changed = write_contract_docs(path)
+    console.print(f"{'Wrote' if changed else 'Unchanged:'} {path}", highlight=False)

@@ -167,6 +167,11 @@ def stray_files(directory: Path) -> list[Violation]:
     return found
 
 
+def format_number(value: float) -> str:
+    """A bound as people write it: 5,000,000 rather than 5e+06."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
+
+
 def violations_frame(violations: Iterable[Violation]) -> pd.DataFrame:
     """Violations as a frame (table, file, row, column, rule, severity, reason) for reports and JSON."""
     columns = ["table", "file", "row", "column", "rule", "severity", "reason"]
@@ -435,9 +440,9 @@ def _check_column(table: Table, file: str, column: Column, raw: pd.Series, typed
         number = values.to_numpy(dtype="float64", na_value=np.nan)
         checks = [(present & ~np.isfinite(number), "not a finite number")]
         if column.ge is not None:
-            checks.append((present & (number < column.ge), f"below the minimum {column.ge:g}"))
+            checks.append((present & (number < column.ge), f"below the minimum {format_number(column.ge)}"))
         if column.le is not None:
-            checks.append((present & (number > column.le), f"above the maximum {column.le:g}"))
+            checks.append((present & (number > column.le), f"above the maximum {format_number(column.le)}"))
         for mask, hint in checks:
             emit(mask, "range", hint)
     if column.allowed is not None:
@@ -549,7 +554,7 @@ def _check_rule(table: Table, file: str, typed: pd.DataFrame, rule: NotBefore | 
     wrong = (gap > rule.tolerance).fillna(False).to_numpy(dtype=bool)
     formula = f"{rule.total} - " + " - ".join(rule.minus)
     found.rows(table.name, file, labels[wrong] + 1, rule.column, "balance",
-               f"{rule.column} differs from {formula} by more than {rule.tolerance:g}")
+               f"{rule.column} differs from {formula} by more than {format_number(rule.tolerance)}")
 
 
 def _check_references(table: Table, file: str, typed: pd.DataFrame, world: dict[str, pd.DataFrame],
