@@ -77,6 +77,7 @@ def train_command(directory: WorldDir, config: ConfigFile = None, report_json: R
     """
     import json
 
+    import pandas as pd
     import yaml
     from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -110,7 +111,7 @@ def train_command(directory: WorldDir, config: ConfigFile = None, report_json: R
     for name in result.splits_table.columns:
         splits.add_column(name, justify="left" if name == "split" else "right")
     for row in result.splits_table.itertuples(index=False):
-        splits.add_row(*("" if v is None or v != v else str(v) for v in row))
+        splits.add_row(*("" if pd.isna(v) else str(v) for v in row))
     console.print(splits)
     test_dates = ", ".join(d.strftime("%Y-%m-%d") for d in cfg.test.as_of_dates())
     comparison = Table(title=f"Test period {test_dates} (horizon {cfg.horizon_months} months)")

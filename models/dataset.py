@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from doudi.io import World
@@ -77,11 +78,11 @@ def snapshot(
             )
         labels = labels.reindex(frame.index)
         frame["label"] = labels["label"].astype("int64").to_numpy()
-        frame["event_month"] = labels["event_month"].astype("string").to_numpy()
-        frame["reason"] = labels["reason"].astype("string").to_numpy()
+        frame["event_month"] = pd.array(labels["event_month"].astype("string").to_numpy(), dtype="string")
+        frame["reason"] = pd.array(labels["reason"].astype("string").to_numpy(), dtype="string")
     frame = frame.rename_axis("household_id").reset_index()
     frame["household_id"] = frame["household_id"].astype("string")
-    frame.insert(0, "as_of", as_of)
+    frame.insert(0, "as_of", np.full(len(frame), as_of.to_datetime64(), dtype="datetime64[ns]"))
     return frame
 
 
@@ -182,10 +183,10 @@ def describe_splits(splits: Splits) -> pd.DataFrame:
             ),
             "rows": len(frame),
             "households": frame["household_id"].nunique(),
-            "positives": int(frame["label"].sum()) if labelled else None,
-            "base_rate": round(float(frame["label"].mean()), 4) if labelled else None,
+            "positives": int(frame["label"].sum()) if labelled else pd.NA,
+            "base_rate": round(float(frame["label"].mean()), 4) if labelled else np.nan,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"positives": "Int64"})
 
 
 def data_fingerprint(world: World) -> str:

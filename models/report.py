@@ -88,8 +88,10 @@ def plot_importance(importance: pd.Series, path: Path, *, top: int = 20) -> Path
 
 def _markdown_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
     def cell(value: object) -> str:
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return ""
         if isinstance(value, float | np.floating):
-            return "" if np.isnan(value) else f"{value:.{digits}f}"
+            return f"{value:.{digits}f}"
         return str(value)
 
     header = "| " + " | ".join(str(c) for c in [frame.index.name or "", *frame.columns]) + " |"
