@@ -253,16 +253,21 @@ def _tekun(r: Any) -> dict[str, Any]:
 
 def _dibao(r: Any) -> dict[str, Any]:
     unchecked = pd.isna(r.deposits)
+    deducted_zh = (f"扣除{r.working:.0f}名就业成员的就业成本"
+                   f"（每人每月{r.employment_cost_deduction:,.0f}元）后，"
+                   if r.working else "家中无就业成员（不扣就业成本），")
+    deducted_en = (f"After deducting employment costs for {r.working:.0f} working member(s) "
+                   f"({r.employment_cost_deduction:,.0f} yuan/month each), per-capita income is "
+                   if r.working
+                   else "With no working member (no employment-cost deduction), per-capita income is ")
     return {
         "zh": f"建议纳入低保，按差额估算每月约{r.dibao_benefit:,.0f}元",
         "en": f"Consider dibao; estimated benefit by difference about {r.dibao_benefit:,.0f} yuan/month",
-        "rule_zh": f"扣除{r.working:.0f}名就业成员的就业成本"
-                   f"（每人每月{r.employment_cost_deduction:,.0f}元）后，"
+        "rule_zh": deducted_zh +
                    f"家庭人均月收入{r.pc_income_after_deduction:,.0f}元，低于低保标准{r.dibao_standard:,.0f}元；"
                    f"（{r.dibao_standard:,.0f} − {r.pc_income_after_deduction:,.0f}）× {r.members:.0f}人 = "
                    f"{r.dibao_benefit:,.0f}元/月" + ("；家庭存款尚未核对" if unchecked else ""),
-        "rule_en": f"After deducting employment costs for {r.working:.0f} working member(s) "
-                   f"({r.employment_cost_deduction:,.0f} yuan/month each), per-capita income is "
+        "rule_en": deducted_en +
                    f"{r.pc_income_after_deduction:,.0f} yuan/month, below the dibao standard "
                    f"{r.dibao_standard:,.0f}; "
                    f"({r.dibao_standard:,.0f} - {r.pc_income_after_deduction:,.0f}) x "

@@ -1,0 +1,274 @@
+"""The one scoring path, shared by the batch scorer (``doudi score``) and the API (``POST /v1/score``).
+
+raw records -> ``features.build_features`` -> the pinned RiskModel (calibrated risk, tier) ->
+``models.triggers.evaluate_triggers`` -> ranking -> which households are alerted -> explanations
+(``serving.explain``) and recommended assistance (``serving.assistance``) for the rows a person will
+see -> one transaction storing the run, every household's score and the alerts.
+
+Ranking (deterministic, documented): risk descending, then the number of fired ranking triggers
+descending, then a fixed hash of the household id (``pandas.util.hash_array``, SipHash with pandas'
+fixed key) ascending. The hash breaks exact ties in an order unrelated to how ids were assigned (ids
+often encode villages or registration dates) yet reproducible run after run.
+
+Who is alerted: every cohort household with a tier (yellow and up) or a fired ranking trigger
+(price linkage alone, which fires for a whole region at once, does not alert). Then:
+  * open-case rule: a household whose previous alert is still open is not alerted again unless its
+    tier rises (the new alert supersedes the old one);
+  * ``top_per_township``: at most K tier-only alerts per township (visiting capacity), by rank;
+    triggered households are always kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from doudi.io import World
+from doudi.policy import PolicyConfig
+from serving import store
+from serving.champion import ServingModel
+from serving.db import transaction
+from serving.errors import Conflict
+from serving.orm import utcnow
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, step)``: called after each feature and each stage."""
+STAGES = ("score", "triggers", "select alerts", "explain", "assistance", "store")
+TIER_LEVEL = store.TIER_LEVEL
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The outcome of one scoring.
+
+    Attributes:
+        scores: one row per scored household (index household_id), in rank order: village_code,
+            township_code, county_code, in_cohort, risk, raw_score, tier, n_triggers, triggered, rank,
+            alerted, not_alerted_because (``open_case`` / ``capped`` / ``not_in_cohort``), supersedes;
+            for explained rows also base_value, reasons, triggers, recommendations, contributions,
+            features (JSON-ready values).
+        run_id: id of the stored run (None when not stored).
+        alert_ids: new alert id per alerted household.
+    """
+
+    as_of: pd.Timestamp
+    model_name: str
+    model_version: str
+    feature_version: str | None
+    source: str
+    scores: pd.DataFrame
+    run_id: int | None = None
+    alert_ids: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
+
+    @property
+    def alerts(self) -> pd.DataFrame:
+        """The alerted rows, in rank order."""
+        return self.scores[self.scores["alerted"].to_numpy(bool)]
+
+
+def rank_order(risk: np.ndarray, n_triggers: np.ndarray, household_ids: pd.Index) -> np.ndarray:
+    """Positions in rank order: risk desc, fired triggers desc, household-id hash asc (see module doc)."""
+    tie = pd.util.hash_array(household_ids.astype(str).to_numpy(dtype=object))
+    return np.lexsort((tie, -n_triggers.astype(np.float64), -np.nan_to_num(risk, nan=-np.inf)))
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain JSON values (NaN and NA -> None)."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    return plain.to_dict("records")  # type: ignore[return-value]
+
+
+def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
+    """Per row, the fired triggers as dicts: name, zh, en (the rule with the thresholds in force),
+    source, ranks (whether it forces an alert), figures (the feature values it read)."""
+    from models.triggers import TRIGGERS
+
+    rules_cache: dict[str, Any] = {}
+    counties = features["county_code"].astype("string").fillna("") if "county_code" in features else None
+    out: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
+    for trigger in TRIGGERS:
+        names = [c.feature for c in trigger.conditions]
+        values = features[names]
+        for i in np.flatnonzero(fired[trigger.name].to_numpy(bool)):  # formatting only, fired rows
+            region = str(counties.iat[i]) if counties is not None else ""
+            if region not in rules_cache:
+                rules_cache[region] = policy.for_region(region)
+            rules = rules_cache[region]
+            figures = {n: (None if pd.isna(v) else float(v)) for n, v in values.iloc[i].items()}
+            out[i].append({"name": trigger.name, "zh": trigger.text(rules, "zh"),
+                           "en": trigger.text(rules, "en"), "source": trigger.source,
+                           "ranks": trigger.ranks, "figures": figures})
+    return pd.Series(out, index=features.index, dtype=object)
+
+
+def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_township: int | None = None
+                  ) -> pd.DataFrame:
+    """Decide who is alerted (see the module doc); ``scores`` must be in rank order.
+
+    Adds the columns ``alerted``, ``not_alerted_because`` and ``supersedes``.
+    """
+    out = scores.copy()
+    flagged = (out["tier"] != "none").to_numpy() | out["triggered"].to_numpy(bool)
+    candidate = out["in_cohort"].to_numpy(bool) & flagged
+    reason = np.full(len(out), None, dtype=object)
+    reason[~out["in_cohort"].to_numpy(bool)] = "not_in_cohort"
+    open_tier = open_cases["tier"].reindex(out.index)
+    has_open = open_tier.notna().to_numpy()
+    level = out["tier"].map(TIER_LEVEL).to_numpy()
+    open_level = open_tier.map(TIER_LEVEL).fillna(-1).to_numpy()
+    blocked = candidate & has_open & (level <= open_level)
+    reason[blocked] = "open_case"
+    alerted = candidate & ~blocked
+    if top_per_township is not None:
+        tier_only = alerted & ~out["triggered"].to_numpy(bool)
+        township = out["township_code"].to_numpy(dtype=object)
+        place = pd.Series(np.where(tier_only, township, None), index=out.index)
+        order_in_township = place.groupby(place, dropna=True).cumcount().reindex(out.index).to_numpy()
+        capped = tier_only & (order_in_township >= top_per_township)
+        reason[capped] = "capped"
+        alerted &= ~capped
+    out["alerted"] = alerted
+    out["not_alerted_because"] = reason
+    supersedes = open_cases["alert_id"].reindex(out.index).astype("Int64")
+    out["supersedes"] = supersedes.where(alerted & has_open)
+    return out
+
+
+def score_world(
+    world: World,
+    as_of: pd.Timestamp,
+    model: ServingModel,
+    policy: PolicyConfig,
+    *,
+    households: pd.Index | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    source: Literal["batch", "api"] = "batch",
+    top_per_township: int | None = None,
+    explain_all: bool = False,
+    progress: Progress | None = None,
+) -> ScoredBatch:
+    """Score households at ``as_of`` with the pinned model, decide the alerts, explain them, store the run.
+
+    Args:
+        world: validated contract world (records of every household to score, and region tables).
+        as_of: T; only records known before T count.
+        model: the pinned model.
+        policy: policy configuration (triggers, assistance).
+        households: who to score (default: the cohort at T, ``doudi.labels.cohort``); others in the
+            world only serve as context. Households given but outside the cohort are scored and
+            explained but never alerted.
+        sessions: database sessions; when given, the open-case rule reads open alerts and the run is stored.
+        source: ``batch`` or ``api`` (stored with the run).
+        top_per_township: cap on tier-only alerts per township.
+        explain_all: explain and advise every scored household (the API), not only the alerted ones.
+        progress: progress callback.
+
+    Raises:
+        Conflict: another run alerted one of these households at the same moment (retry).
+    """
+    from doudi.labels import cohort
+
+    import features as feature_registry
+    from models.pyfunc import score_frame
+    from models.triggers import evaluate_triggers
+    from serving.assistance import recommend_for
+    from serving.explain import explain
+
+    started = utcnow()
+    as_of = pd.Timestamp(as_of).normalize()
+    total = len(feature_registry.REGISTRY) + len(STAGES)
+    done = 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, name)
+
+    in_cohort = cohort(world, as_of)
+    ids = pd.Index(in_cohort if households is None else households, name="household_id").astype(str)
+    encoded = feature_registry.encode_world(world, policy=policy)
+    frame = feature_registry.build_features(
+        encoded, as_of, households=ids, progress=lambda _d, _t, name: step(f"feature {name}"))
+    risk_model = model.model
+    scored = score_frame(risk_model, frame[risk_model.features])
+    step("score")
+    fired = evaluate_triggers(frame, policy)
+    step("triggers")
+
+    village = pd.Series(world["households"].set_index(world["households"]["household_id"].astype(str))
+                        ["village_code"].astype(str), dtype=object).reindex(ids)
+    order = rank_order(scored["risk"].to_numpy(), fired["n_fired"].to_numpy(), ids)
+    scores = pd.DataFrame({
+        "village_code": village.to_numpy(),
+        "township_code": village.str.slice(0, 9).to_numpy(),
+        "county_code": village.str.slice(0, 6).to_numpy(),
+        "in_cohort": ids.isin(pd.Index(in_cohort).astype(str)),
+        "risk": scored["risk"].to_numpy(np.float64),
+        "raw_score": scored["raw_score"].to_numpy(np.float64),
+        "tier": scored["tier"].astype(str).to_numpy(),
+        "n_triggers": fired["n_fired"].to_numpy(np.int64),
+        "triggered": fired["n_fired"].to_numpy() > 0,
+    }, index=ids).iloc[order]
+    scores["rank"] = np.arange(1, len(scores) + 1)
+
+    open_cases = pd.DataFrame({"alert_id": pd.Series(dtype="int64"), "tier": pd.Series(dtype=object)})
+    candidates = scores.index[(scores["tier"] != "none").to_numpy() | scores["triggered"].to_numpy()]
+    if sessions is not None and len(candidates):
+        with sessions() as session:
+            open_cases = store.open_cases(session, list(candidates))
+    scores = select_alerts(scores, open_cases, top_per_township=top_per_township)
+    step("select alerts")
+
+    shown = scores.index if explain_all else scores.index[scores["alerted"].to_numpy(bool)]
+    for column in ("base_value", "reasons", "triggers", "recommendations", "contributions", "features"):
+        scores[column] = pd.Series([None] * len(scores), index=scores.index, dtype=object)
+    if len(shown):
+        shown_frame = frame.loc[shown]
+        explained = explain(risk_model, shown_frame[risk_model.features])
+        scores.loc[shown, "base_value"] = explained.base_value.to_numpy()
+        scores.loc[shown, "reasons"] = explained.reasons.to_numpy()
+        scores.loc[shown, "contributions"] = pd.Series(explained.contribution_records(), index=shown,
+                                                       dtype=object).to_numpy()
+        scores.loc[shown, "triggers"] = fired_triggers(shown_frame, fired.loc[shown], policy).to_numpy()
+        snapshot = pd.Series(_json_records(shown_frame), index=shown, dtype=object)
+        scores.loc[shown, "features"] = snapshot.to_numpy()
+    step("explain")
+    if len(shown):
+        scores.loc[shown, "recommendations"] = recommend_for(world, as_of, frame.loc[shown], policy,
+                                                             encoded=encoded).to_numpy()
+    step("assistance")
+
+    batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
+                        feature_version=feature_registry.REGISTRY_VERSION, source=source, scores=scores)
+    if sessions is not None:
+        batch = _store(batch, sessions, started=started, top_per_township=top_per_township)
+    step("store")
+    return batch
+
+
+def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.datetime,
+           top_per_township: int | None) -> ScoredBatch:
+    scores = batch.scores
+    reasons = scores["not_alerted_because"]
+    run = store.RunRecord(
+        as_of=batch.as_of, source=batch.source, model_name=batch.model_name,
+        model_version=batch.model_version,
+        feature_version=batch.feature_version, started_at=started,
+        params={"top_per_township": top_per_township}, n_open_case=int((reasons == "open_case").sum()),
+        n_capped=int((reasons == "capped").sum()),
+    )
+    try:
+        with transaction(sessions) as session:
+            run_id, alert_ids = store.save_run(session, run, scores, batch.alerts)
+    except IntegrityError as error:
+        raise Conflict("another scoring run alerted some of these households at the same moment: "
+                       "retry") from error
+    return replace(batch, run_id=run_id, alert_ids=alert_ids)
