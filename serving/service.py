@@ -135,7 +135,7 @@ def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_tow
         reason[capped] = "capped"
         alerted &= ~capped
     out["alerted"] = alerted
-    out["not_alerted_because"] = reason
+    out["not_alerted_because"] = pd.Series(reason, index=out.index, dtype=object)
     supersedes = open_cases["alert_id"].reindex(out.index).astype("Int64")
     out["supersedes"] = supersedes.where(alerted & has_open)
     return out
