@@ -200,15 +200,21 @@ INGEST_HELP = (
 )
 
 
+def _contract_say(*parts, error: bool = False) -> None:
+    """Print one message unwrapped (paths stay whole) and without rich's automatic highlighting."""
+    (err_console if error else console).print(*parts, highlight=False, soft_wrap=True)
+
+
 def _contract_read(directory: Path, stage: str):
     """Read a world folder with a progress bar; a bad folder or unreadable file exits with code 2."""
     from rich.progress import Progress
+    from rich.text import Text
 
     from doudi.contract import TABLES
     from doudi.io import UnreadableData, read_raw, table_file
 
     if not directory.is_dir():
-        err_console.print(f"[red]{directory}: not a folder[/red]", highlight=False)
+        _contract_say(f"[red]{directory}: not a folder[/red]", error=True)
         raise typer.Exit(2)
     present = [name for name in TABLES if table_file(directory, name) is not None]
     try:
@@ -217,9 +223,9 @@ def _contract_read(directory: Path, stage: str):
             return read_raw(directory, on_table=lambda _: progress.advance(task))
     except UnreadableData as error:
         count = len(error.violations)
-        err_console.print(f"[red]{directory}: cannot read {count} file(s)[/red]", highlight=False)
+        _contract_say(f"[red]{directory}: cannot read {count} file(s)[/red]", error=True)
         for violation in error.violations:
-            err_console.print(f"  {violation}", markup=False, highlight=False)
+            _contract_say(Text(f"  {violation}"), error=True)
         raise typer.Exit(2) from None
 
 
@@ -241,7 +247,7 @@ def _contract_report(violations, *, max_rows: int) -> None:
     for (file, rule, severity), row in grouped.iterrows():
         level = Text(severity, style="yellow" if severity == "warning" else "red")
         summary.add_row(Text(file), rule, level, f"{row['count']:,}", Text(str(row["example"])))
-    console.print(summary)
+    _contract_say(summary)
     if max_rows == 0:
         return
     shown = violations[:max_rows]
@@ -252,7 +258,7 @@ def _contract_report(violations, *, max_rows: int) -> None:
         row = "" if violation.row is None else str(violation.row)
         detail.add_row(Text(violation.file or violation.table), row, Text(violation.column or ""),
                        Text(violation.reason))
-    console.print(detail)
+    _contract_say(detail)
 
 
 @app.command("validate", help=VALIDATE_HELP)
@@ -285,16 +291,15 @@ def validate_command(directory: WorldDir, json_file: JsonReport = None, max_rows
             json_file.parent.mkdir(parents=True, exist_ok=True)
             json_file.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         except OSError as error:
-            err_console.print(f"[red]cannot write {json_file}[/red]: {error}", highlight=False)
+            _contract_say(f"[red]cannot write {json_file}[/red]: {error}", error=True)
             raise typer.Exit(2) from None
     rows = sum(len(frame) for _, frame in raw.values())
     checked = f"{len(raw)} tables, {rows:,} rows in {directory}"
     if errors:
-        console.print(f"[red]✗ {errors:,} error(s)[/red], {warnings:,} warning(s): {checked}",
-                      highlight=False)
+        _contract_say(f"[red]✗ {errors:,} error(s)[/red], {warnings:,} warning(s): {checked}")
         raise typer.Exit(1)
     extra = f" ({warnings:,} warning(s))" if warnings else ""
-    console.print(f"[green]✓ follows the data contract[/green]: {checked}{extra}", highlight=False)
+    _contract_say(f"[green]✓ follows the data contract[/green]: {checked}{extra}")
 
 
 @app.command("ingest", help=INGEST_HELP)
@@ -318,16 +323,16 @@ def ingest_command(source: SourceDir, out: IngestOut, drop_invalid: DropInvalid 
                             on_step=lambda step: progress.update(task, description=f"ingest: {step}"))
     except (PseudonymKeyMissing, IngestTargetError) as error:
         message = error.violations[0].reason if isinstance(error, PseudonymKeyMissing) else str(error)
-        err_console.print("[red]Not ingested[/red]:", Text(message), highlight=False)
+        _contract_say("[red]Not ingested[/red]:", Text(message), error=True)
         raise typer.Exit(2) from None
     except ContractError as error:
         _contract_report(error.violations, max_rows=max_rows)
         hint = "" if drop_invalid else "; fix the extract, or use --drop-invalid to drop the bad rows"
-        err_console.print(f"[red]Not ingested[/red]: {len(error.violations):,} error(s); {out} is unchanged"
-                          f"{hint}.", highlight=False)
+        count = len(error.violations)
+        _contract_say(f"[red]Not ingested[/red]: {count:,} error(s); {out} is unchanged{hint}.", error=True)
         raise typer.Exit(1) from None
     except OSError as error:
-        err_console.print("[red]Not ingested[/red]:", Text(f"{error}; {out} is unchanged."), highlight=False)
+        _contract_say("[red]Not ingested[/red]:", Text(f"{error}; {out} is unchanged."), error=True)
         raise typer.Exit(2) from None
     table = Table(title=f"Ingested into {out}", title_justify="left")
     for name in ("table", "read", "written", "dropped"):
@@ -337,12 +342,11 @@ def ingest_command(source: SourceDir, out: IngestOut, drop_invalid: DropInvalid 
         dropped = report.rows_dropped.get(name, 0)
         table.add_row(name, "-" if read is None else f"{read:,}", f"{written:,}",
                       f"{dropped:,}" if dropped else "")
-    console.print(table)
+    _contract_say(table)
     for warning in report.warnings:
-        console.print("[yellow]warning[/yellow]", Text(str(warning)), highlight=False)
+        _contract_say("[yellow]warning[/yellow]", Text(str(warning)))
     if report.rejected:
-        console.print(f"{len(report.rejected):,} violation(s) dropped rows: see {out / '_rejects.csv'}",
-                      highlight=False)
+        _contract_say(f"{len(report.rejected):,} violation(s) dropped rows: see {out / '_rejects.csv'}")
 
 
 @app.command("contract-docs")
@@ -355,9 +359,88 @@ def contract_docs_command(
 
     if check:
         if is_stale(path):
-            err_console.print(f"[red]{path} is stale[/red]: run doudi contract-docs", highlight=False)
+            _contract_say(f"[red]{path} is stale[/red]: run doudi contract-docs", error=True)
             raise typer.Exit(1)
-        console.print(f"{path} is up to date", highlight=False)
+        _contract_say(f"{path} is up to date")
         return
     changed = write_contract_docs(path)
-    console.print(f"{'Wrote' if changed else 'Unchanged:'} {path}", highlight=False)
+    _contract_say(f"{'Wrote' if changed else 'Unchanged:'} {path}")
+
+
+# --- features (FEATURES engineer) -------------------------------------------------------------------
+
+FeaturesOut = Annotated[Path, typer.Option("--out", help="Parquet file to write (one row per household).")]
+AllHouseholds = Annotated[bool, typer.Option(
+    "--all-households", help="Every household of the world, not only the cohort at T.")]
+
+
+FEATURES_HELP = (
+    "Build point-in-time features at T for the cohort (or every household) and write them to Parquet.\n\n"
+    "Only records known before T count (recorded_at before T and dated before T). The file has household_id, "
+    "as_of and one column per registered feature, in registry order."
+)
+
+
+@app.command("features", help=FEATURES_HELP)
+def features_command(directory: WorldDir, as_of: AsOf, out: FeaturesOut,
+                     all_households: AllHouseholds = False) -> None:
+    """Write the features of the cohort at T (see FEATURES_HELP)."""
+    import time
+
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from features import REGISTRY, REGISTRY_VERSION, build_features, encode_world
+
+    timestamp = _as_of(as_of)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    world = _load(directory)
+    timings["load and validate"] = time.perf_counter() - clock
+    households = None
+    if not all_households:
+        from doudi.labels import cohort
+
+        clock = time.perf_counter()
+        try:
+            households = cohort(world, timestamp)
+        except ValueError as error:
+            err_console.print(Text.assemble((f"cannot build the cohort at {timestamp.date()}: ", "red"),
+                                            str(error)))
+            raise typer.Exit(1) from None
+        timings["cohort"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<32}"), BarColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("encoding the world", total=len(REGISTRY))
+        try:
+            encoded = encode_world(world)
+            frame = build_features(
+                encoded, timestamp, households=households,
+                progress=lambda done, _total, name: progress.update(task, completed=done, description=name),
+            )
+        except (KeyError, ValueError) as error:
+            err_console.print(Text.assemble(("cannot build features: ", "red"), str(error)))
+            raise typer.Exit(1) from None
+    timings["features"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    table = frame.rename_axis("household_id").reset_index()
+    table.insert(1, "as_of", timestamp.to_datetime64())
+    table["as_of"] = table["as_of"].astype("datetime64[ns]")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out, index=False)
+    except OSError as error:
+        err_console.print(Text.assemble((f"cannot write {out}: ", "red"), str(error)))
+        raise typer.Exit(1) from None
+    timings["write"] = time.perf_counter() - clock
+    who = "households" if all_households else "cohort households"
+    summary = Table(title=f"Features at {timestamp.date()} → {out}", title_justify="left")
+    summary.add_column("")
+    summary.add_column("", justify="right")
+    summary.add_row(f"rows ({who})", f"{len(table):,} of {len(encoded.ids):,}")
+    summary.add_row("feature columns", f"{frame.shape[1]} (registry {REGISTRY_VERSION})")
+    for step, seconds in timings.items():
+        summary.add_row(f"time: {step}", f"{seconds:.1f} s")
+    console.print(summary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +119,14 @@ def _read_file(path: Path) -> pd.DataFrame:
     """Read one table file; any failure becomes a ValueError saying what is wrong with the file."""
     try:
         if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                # index_col=False: rows longer than the header must not silently become an index.
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                                    encoding="utf-8-sig", index_col=False)
+            if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                raise ValueError(f"not a well-formed CSV file: {_first_long_line(path)}")
+            return frame
         return pd.read_parquet(path)
     except UnicodeDecodeError as error:
         raise ValueError(f"not UTF-8 text (bad byte at offset {error.start}); save the file as UTF-8 "
@@ -130,6 +139,17 @@ def _read_file(path: Path) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as error:
         kind = "Parquet" if path.suffix == ".parquet" else "CSV"
         raise ValueError(f"cannot read the {kind} file: {error}") from None
+
+
+def _first_long_line(path: Path) -> str:
+    """Where a CSV row has more cells than its header (only called once the file is known to be broken)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        width = len(next(reader, []))
+        for cells in reader:
+            if len(cells) > width:
+                return f"line {reader.line_num} has {len(cells)} cells, the header {width}"
+    return "a row has more cells than the header"
 
 
 def coerce_column(column: Column, values: pd.Series) -> tuple[pd.Series, pd.Series]:
