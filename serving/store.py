@@ -186,7 +186,7 @@ def risk_history(session: Session, scope: Scope, household_id: str) -> list[dict
         NotFound: never scored, or outside the caller's regions.
     """
     stmt = (
-        sa.select(ScoringRun.id, ScoringRun.as_of, ScoringRun.source, ScoringRun.model_name,
+        sa.select(ScoringRun.id.label("run_id"), ScoringRun.as_of, ScoringRun.source, ScoringRun.model_name,
                   ScoringRun.model_version, HouseholdScore.village_code, HouseholdScore.risk,
                   HouseholdScore.tier, HouseholdScore.rank, Alert.id.label("alert_id"))
         .join(ScoringRun, ScoringRun.id == HouseholdScore.run_id)
