@@ -436,7 +436,7 @@ def features_command(directory: WorldDir, as_of: AsOf, out: FeaturesOut,
         raise typer.Exit(1) from None
     timings["write"] = time.perf_counter() - clock
     who = "households" if all_households else "cohort households"
-    summary = Table(title=f"Features at {timestamp.date()} → {out}", title_justify="left")
+    summary = Table(title=f"Features at {timestamp.date()} → {out}", title_justify="left", show_header=False)
     summary.add_column("")
     summary.add_column("", justify="right")
     summary.add_row(f"rows ({who})", f"{len(table):,} of {len(encoded.ids):,}")
