@@ -497,3 +497,26 @@ def test_ingest_refuses_unsafe_targets_and_whole_table_errors(tmp_path: Path, ke
     assert [(v.table, v.column, v.rule) for v in raised.value.violations] == [
         ("assets", "deposits", "missing_column")]
     assert not (tmp_path / "store").exists()
+
+
+# --- the synthetic world's injected faults -----------------------------------------------------------------
+
+
+def test_messy_world_names_every_injected_fault(tmp_path: Path, key: str) -> None:
+    world_module = pytest.importorskip("doudi.world")
+    world = world_module.generate_world(200, 13, 21)
+    write_world(world, tmp_path / "clean")
+    assert check_world(read_raw(tmp_path / "clean")) == []
+    assert len(load_world(tmp_path / "clean")["members"]) == len(world["members"])
+
+    messy, faults = world_module.inject_faults(world, seed=21)
+    write_world(messy, tmp_path / "messy")
+    manifest = json.loads(world_module.faults_manifest_text(faults, seed=21))["faults"]
+    seen = [f for f in manifest if f["rule"] is not None]
+    assert {f["rule"] for f in seen} >= {"duplicate_key", "resident_id", "range", "foreign_key", "allowed",
+                                          "not_before", "known_before_event"}
+    violations = check_world(read_raw(tmp_path / "messy"))
+    missed = [f for f in seen if (f["table"], f["row"], f["column"], f["rule"]) not in located(violations)]
+    assert missed == []
+    faulted_rows = {(f["table"], f["row"]) for f in manifest}
+    assert [v for v in violations if (v.table, v.row) not in faulted_rows] == []
