@@ -63,7 +63,7 @@ ReportJson = Annotated[
 ]
 COMPARISON_COLUMNS = (
     "roc_auc", "pr_auc", "precision_at_1pct", "precision_at_5pct", "recall_at_5pct", "precision_at_10pct",
-    "brier", "ece", "caught_before_event_share", "lead_time_median_months",
+    "brier", "ece", "caught_before_event_share", "lead_time_median_months", "warning_months_per_event",
 )
 
 
@@ -444,3 +444,193 @@ def features_command(directory: WorldDir, as_of: AsOf, out: FeaturesOut,
     for step, seconds in timings.items():
         summary.add_row(f"time: {step}", f"{seconds:.1f} s")
     console.print(summary)
+
+
+# --- serving (SERVING engineer): score, serve, users, db ---------------------------------------------------
+ScoreOut = Annotated[Path | None, typer.Option(
+    "--out", help="Where to write the alerts (Parquet); default <DOUDI_DATA_DIR>/alerts.parquet.")]
+TopPerTownship = Annotated[int | None, typer.Option(
+    "--top-per-township", min=1,
+    help="Visiting capacity: at most K alerts per township by rank; triggered households are always kept.")]
+users_app = typer.Typer(help="Users and bearer tokens of the scoring service.", no_args_is_help=True)
+db_app = typer.Typer(help="The service database (SQLite by default, PostgreSQL via DOUDI_DATABASE_URL).",
+                     no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+
+
+def _serving_model(settings):
+    """The champion, or a clear message and exit code 1."""
+    from serving.champion import load_champion
+    from serving.errors import NotReady
+
+    try:
+        return load_champion(settings)
+    except NotReady as error:
+        err_console.print(f"[red]{error.message}[/red]", markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command("score")
+def score_command(directory: WorldDir, as_of: AsOf, top_per_township: TopPerTownship = None,
+                  out: ScoreOut = None) -> None:
+    """Score every cohort household with the champion model; store the run and alerts; write alerts.parquet.
+
+    Alerts: households with a risk tier or a fired policy trigger (not those whose open case already
+    covers their tier). Prints a summary per county.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from doudi.policy import load_policy
+    from doudi.settings import Settings
+    from serving.db import make_engine, session_factory, upgrade
+    from serving.errors import DoudiError
+    from serving.service import alerts_table, county_summary, score_world
+
+    settings = Settings()
+    when = _as_of(as_of)
+    world = _load(directory)
+    model = _serving_model(settings)
+    engine = make_engine(settings.resolved_database_url())
+    upgrade(engine)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("scoring", total=None)
+            batch = score_world(
+                world, when, model, load_policy(settings.policy_file), sessions=session_factory(engine),
+                top_per_township=top_per_township,
+                progress=lambda done, total, step: bar.update(task, completed=done, total=total,
+                                                              description=step),
+            )
+    except DoudiError as error:
+        err_console.print(f"[red]{error.message}[/red]", markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    path = out or settings.data_dir / "alerts.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    alerts_table(batch).to_parquet(path, index=False)
+
+    summary = county_summary(batch)
+    table = Table(title=f"Run {batch.run_id}: {model.name} v{model.version}, as of {when.date()}")
+    for name in ("county", *summary.columns):
+        table.add_column(name.replace("_", " "), justify="left" if name == "county" else "right")
+    for county, row in summary.iterrows():
+        table.add_row(str(county), *(f"{int(v):,}" for v in row))
+    table.add_row("total", *(f"{int(v):,}" for v in summary.sum()), style="bold")
+    console.print(table)
+    console.print(f"{int(summary['alerts'].sum()):,} alerts written to {path}")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", help="World folder whose regions, standards and disasters serve score requests "
+                            "that do not send them.")] = None,
+) -> None:
+    """Run the scoring API (OpenAPI at /docs); pins the champion model version at start-up."""
+    import uvicorn
+
+    from doudi.settings import Settings
+    from serving.app import create_app
+    from serving.schemas import REFERENCE_TABLES
+
+    regions = None
+    if reference is not None:
+        world = _load(reference)
+        regions = {name: world[name] for name in REFERENCE_TABLES}
+    uvicorn.run(create_app(Settings(), reference=regions), host=host, port=port, log_level="info")
+
+
+@users_app.command("add")
+def users_add_command(
+    name: Annotated[str, typer.Argument(help="User name (a person or a calling system).")],
+    role: Annotated[str, typer.Option(
+        "--role", help="platform, worker, supervisor, modeler or admin.")],
+    region: Annotated[list[str] | None, typer.Option(
+        "--region", help="Region code (2, 4, 6, 9 or 12 digits) the user may see; repeat for several.",
+    )] = None,
+) -> None:
+    """Create a user and print its bearer token once (only its hash is stored)."""
+    from doudi.settings import Settings
+    from serving.auth import add_user
+    from serving.db import make_engine, session_factory, transaction, upgrade
+    from serving.errors import DoudiError
+
+    engine = make_engine(Settings().resolved_database_url())
+    try:
+        upgrade(engine)
+        with transaction(session_factory(engine)) as session:
+            user, token = add_user(session, name, role, region_codes=region or [])
+            regions = ", ".join(user.region_codes) or "all"
+    except DoudiError as error:
+        err_console.print(f"[red]{error.message}[/red]", markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"User [bold]{name}[/bold] ({role}; regions: {regions}). Token, shown only now:")
+    print(token)
+
+
+@users_app.command("list")
+def users_list_command() -> None:
+    """List users with their role and regions (never tokens)."""
+    import sqlalchemy as sa
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from serving.db import make_engine, session_factory, upgrade
+    from serving.orm import User
+
+    engine = make_engine(Settings().resolved_database_url())
+    upgrade(engine)
+    table = Table(title="Users")
+    for name in ("name", "role", "regions", "active", "created"):
+        table.add_column(name)
+    with session_factory(engine)() as session:
+        for user in session.scalars(sa.select(User).order_by(User.name)):
+            table.add_row(user.name, user.role, ", ".join(user.region_codes) or "all", str(user.active),
+                          user.created_at.strftime("%Y-%m-%d %H:%M"))
+    engine.dispose()
+    console.print(table)
+
+
+@users_app.command("revoke")
+def users_revoke_command(
+    name: Annotated[str, typer.Argument(help="User whose token stops working.")],
+) -> None:
+    """Deactivate a user's token."""
+    from doudi.settings import Settings
+    from serving.auth import revoke_user
+    from serving.db import make_engine, session_factory, transaction, upgrade
+
+    engine = make_engine(Settings().resolved_database_url())
+    upgrade(engine)
+    with transaction(session_factory(engine)) as session:
+        found = revoke_user(session, name)
+    engine.dispose()
+    if not found:
+        err_console.print(f"[red]no user named {name!r}[/red]", markup=False)
+        raise typer.Exit(1)
+    console.print(f"Token of {name} revoked.")
+
+
+@db_app.command("upgrade")
+def db_upgrade_command(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the service database to the latest schema."""
+    from doudi.settings import Settings
+    from serving.db import current_revision, make_engine, upgrade
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url())
+    before = current_revision(engine)
+    after = upgrade(engine, revision)
+    engine.dispose()
+    url = settings.resolved_database_url().split("@")[-1]
+    console.print(f"Database {url}: revision {before or '(empty)'} -> {after}")

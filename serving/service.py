@@ -173,9 +173,8 @@ def score_world(
     Raises:
         Conflict: another run alerted one of these households at the same moment (retry).
     """
-    from doudi.labels import cohort
-
     import features as feature_registry
+    from doudi.labels import cohort
     from models.pyfunc import score_frame
     from models.triggers import evaluate_triggers
     from serving.assistance import recommend_for
@@ -272,3 +271,61 @@ def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.d
         raise Conflict("another scoring run alerted some of these households at the same moment: "
                        "retry") from error
     return replace(batch, run_id=run_id, alert_ids=alert_ids)
+
+
+def alerts_table(batch: ScoredBatch) -> pd.DataFrame:
+    """The alerts of a batch as a flat table (for ``alerts.parquet``): one row per alert in rank order,
+    the reasons and triggers as readable text and every nested field also as JSON text."""
+    import json
+
+    alerts = batch.alerts
+    ids = batch.alert_ids.reindex(alerts.index)
+
+    def joined(column: str, key: str, sep: str) -> list[str]:
+        return [sep.join(str(item[key]) for item in (items or [])) for items in alerts[column]]
+
+    def as_json(column: str) -> list[str]:
+        return [json.dumps(items, ensure_ascii=False) for items in alerts[column]]
+
+    return pd.DataFrame({
+        "run_id": pd.array([batch.run_id] * len(alerts), dtype="Int64"),
+        "alert_id": pd.array(ids.to_numpy(), dtype="Int64"),
+        "household_id": pd.array(alerts.index, dtype="string"),
+        "village_code": alerts["village_code"].astype("string").to_numpy(),
+        "township_code": alerts["township_code"].astype("string").to_numpy(),
+        "county_code": alerts["county_code"].astype("string").to_numpy(),
+        "as_of": batch.as_of,
+        "model_name": batch.model_name,
+        "model_version": batch.model_version,
+        "rank": alerts["rank"].to_numpy(np.int64),
+        "risk": alerts["risk"].to_numpy(np.float64),
+        "raw_score": alerts["raw_score"].to_numpy(np.float64),
+        "tier": alerts["tier"].astype("string").to_numpy(),
+        "triggered": alerts["triggered"].to_numpy(bool),
+        "n_triggers": alerts["n_triggers"].to_numpy(np.int64),
+        "reasons_zh": joined("reasons", "zh", "；"),
+        "reasons_en": joined("reasons", "en", "; "),
+        "triggers": joined("triggers", "name", ","),
+        "programmes": joined("recommendations", "programme", ","),
+        "reasons_json": as_json("reasons"),
+        "triggers_json": as_json("triggers"),
+        "recommendations_json": as_json("recommendations"),
+    })
+
+
+def county_summary(batch: ScoredBatch) -> pd.DataFrame:
+    """Per county: households scored, alerts by tier, triggered alerts, and who was held back (open case,
+    township cap)."""
+    scores = batch.scores
+    alerted = scores["alerted"].to_numpy(bool)
+    frame = pd.DataFrame({
+        "county_code": scores["county_code"].to_numpy(),
+        "scored": 1,
+        "alerts": alerted.astype(int),
+        **{tier: (alerted & (scores["tier"] == tier).to_numpy()).astype(int)
+           for tier in ("red", "orange", "yellow")},
+        "triggered": (alerted & scores["triggered"].to_numpy(bool)).astype(int),
+        "open_case": (scores["not_alerted_because"] == "open_case").to_numpy().astype(int),
+        "capped": (scores["not_alerted_because"] == "capped").to_numpy().astype(int),
+    })
+    return frame.groupby("county_code", sort=True).sum()

@@ -77,3 +77,46 @@ def serving_model(*, tiers: dict[str, float | None] | None = None, version: str 
         model.tiers_ = dict(tiers)
     return ServingModel(name="doudi-relapse-risk", version=version, model=model, run_id="run-1",
                         aliases=("champion",), metrics={"roc_auc": 0.8}, card="# card")
+
+
+@functools.cache
+def registered_store() -> tuple[str, str]:
+    """A sqlite MLflow store in a temporary folder where the MODEL engineer's ``train_on_splits`` has
+    registered a model trained on this world's features (version 1, alias champion).
+
+    Returns:
+        (tracking URI, folder).
+    """
+    import tempfile
+
+    import features
+    from models.config import TrainConfig, load_config
+    from models.dataset import Splits, feature_info
+    from models.train import train_on_splits
+
+    folder = tempfile.mkdtemp(prefix="doudi-serving-mlflow-")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    data = load_config().model_dump(mode="json")
+    data.update(train={"dates": ["2024-01-01"]}, validation={"dates": ["2024-07-01"]},
+                calibration={"dates": ["2024-08-01"]}, test={"dates": [AS_OF.strftime("%Y-%m-%d")]},
+                lead_time_months=1, tiers={"red": 0.6, "orange": 0.45, "yellow": 0.3})
+    data["lightgbm"].update(n_estimators=40, num_threads=1, min_data_in_leaf=10, num_leaves=7)
+    config = TrainConfig.model_validate(data)
+
+    def snapshot(as_of: pd.Timestamp, seed: int, *, labelled: bool = True) -> pd.DataFrame:
+        frame = features.build_features(world(), as_of)
+        out = frame.reset_index()
+        out.insert(0, "as_of", as_of)
+        if labelled:
+            out["label"] = synthetic_labels(frame, seed)
+            out["event_month"] = pd.array([None] * len(out), dtype="string")
+            out["reason"] = pd.array([None] * len(out), dtype="string")
+        return out
+
+    splits = Splits(train=snapshot(pd.Timestamp("2024-01-01"), 1),
+                    validation=snapshot(pd.Timestamp("2024-07-01"), 2),
+                    calibration=snapshot(pd.Timestamp("2024-08-01"), 3),
+                    test=snapshot(AS_OF, 4), lead=snapshot(AS_OF, 4, labelled=False),
+                    horizon_months=config.horizon_months)
+    train_on_splits(splits, config, feature_info(), data_fingerprint="serving-tests", tracking_uri=uri)
+    return uri, folder
