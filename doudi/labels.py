@@ -1,0 +1,358 @@
+"""The cohort at an as-of date and the label: does a household fall into hardship within the horizon?
+
+Definition (quoted by the README):
+
+**Net income.** A household's net income in month *m* is the sum of its income records of month *m*
+(every source, every member) minus the out-of-pocket medical spending of its claims discharged in
+month *m*. Its *trailing 12-month per-capita net income* at month *m* is the net income of months
+*m-11 .. m* divided by its household size (members born by the end of month *m*). When the world
+holds fewer than 12 of those months, the sum over the months it holds is scaled up to a year.
+A month without any income record counts as zero income. Assistance payments are not income.
+
+**Monitoring line.** The ``monitoring_line`` of the ``standards`` row for the household's county
+(first 6 digits of its village code), its urban/rural registration and the month.
+
+**Cohort at T** (``cohort``), judged only from records known before T (``recorded_at < T``), because
+that is all the service knows when it scores:
+
+* the household is in the database at T (``registered_at`` missing or before T);
+* it is *not below the monitoring line at T*: its trailing 12-month per-capita net income over the
+  12 months ending two months before T's month (income of a month is reported during the next one,
+  so that is the latest month normally complete by T), from the income and claims known before T,
+  members known and born before T, is at least the latest monitoring line published before T for a
+  month up to T's month. Households for which no line or no member is known are left out;
+* it is *not on dibao or 特困 at T*: no known record of those programmes with ``start_date < T`` and
+  ``end_date`` missing or on/after T.
+
+**Label at T with horizon H** (``build_labels``), ground truth: records count by the date they
+happened, whatever their ``recorded_at``. The window is the months *M .. M+H-1* where *M* is T's
+month, and for dated records the days ``T <= date < T + H months`` (so a date belongs either to
+"before T", as for the cohort, or to the window). ``label`` is 1 when within the window
+
+* ``income_below_line``: in some month of the window the trailing 12-month per-capita net income is
+  below that month's monitoring line; or
+* ``dibao`` / ``tekun``: a dibao or 特困 record starts (the household newly enters the programme;
+  spells begun before T do not count); or
+* ``temporary_assistance``: the household receives temporary assistance (临时救助).
+
+``event_month`` is the first month of the window in which any of these happened (``YYYY-MM``, missing
+when label is 0) and ``reason`` the condition that fired then (``income_below_line`` first, then
+``dibao``, ``tekun``, ``temporary_assistance`` when several fired in the same month).
+
+A household already below the line in the truth at T but not in the data known at T is in the cohort,
+and gets label 1 with T's month as event month: the service did not know it yet. A late-recorded
+dibao spell that began before T does not exclude the household from the cohort (not known) and does
+not count as a new entry either (it began before T).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from doudi.io import World
+
+REASONS = ("income_below_line", "dibao", "tekun", "temporary_assistance")
+"""Conditions of the label, in the order that breaks ties within a month."""
+
+_MAIN_PROGRAMMES = ("dibao", "tekun")
+_REPORTING_LAG_MONTHS = 2  # the cohort judges the 12 months ending two months before T's month
+
+
+def _month_number(month: pd.Series) -> np.ndarray:
+    """``YYYY-MM`` -> year * 12 + month - 1 (missing -> -1); parsed once per distinct value."""
+    codes, uniques = pd.factorize(month, use_na_sentinel=True)
+    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), format="%Y-%m", errors="coerce")
+    lookup = np.append((parsed.dt.year * 12 + parsed.dt.month - 1).fillna(-1).to_numpy(np.int64), -1)
+    return lookup[codes]
+
+
+def _date_month(dates: pd.Series) -> np.ndarray:
+    values = dates.to_numpy("datetime64[M]")
+    out = values.astype(np.int64) + 1970 * 12
+    return np.where(np.isnat(values), -1, out)
+
+
+def _month_label(number: int) -> str:
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def _timestamp_month(as_of: pd.Timestamp) -> int:
+    return as_of.year * 12 + as_of.month - 1
+
+
+class _Frame:
+    """Households of a world as integer positions, and their county / urban-rural key."""
+
+    def __init__(self, world: World):
+        homes = world["households"]
+        self.ids = pd.Index(homes["household_id"], name="household_id")
+        self.n = len(homes)
+        county = homes["village_code"].astype("string").str.slice(0, 6)
+        self.key = county.str.cat(homes["urban_rural"].astype("string"), sep="|").to_numpy(dtype=object)
+        self.county = county.to_numpy(dtype=object)
+
+    def positions(self, household_id: pd.Series) -> np.ndarray:
+        """Row positions of ``household_id`` in the households table (-1 when unknown)."""
+        return self.ids.get_indexer(household_id)
+
+
+def _income_matrix(
+    world: World, frame: _Frame, first: int, months: int, *, known_before: pd.Timestamp | None
+) -> np.ndarray:
+    """Net income (income minus out-of-pocket) per household and month ``first .. first+months-1``."""
+    total = np.zeros(frame.n * months)
+    for table, month_of, amount, sign in (
+        ("income", "month", "amount", 1.0),
+        ("medical_claims", "discharge_date", "out_of_pocket", -1.0),
+    ):
+        records = world[table]
+        if known_before is not None:
+            visible = records["recorded_at"].to_numpy("datetime64[ns]") < known_before.to_datetime64()
+            records = records.loc[visible]
+        month = _month_number(records[month_of]) if month_of == "month" else _date_month(records[month_of])
+        home = frame.positions(records["household_id"])
+        value = records[amount].to_numpy(np.float64, na_value=np.nan)
+        ok = (home >= 0) & (month >= first) & (month < first + months) & np.isfinite(value)
+        total += sign * np.bincount(
+            home[ok] * months + (month[ok] - first), weights=value[ok], minlength=frame.n * months
+        )
+    return total.reshape(frame.n, months)
+
+
+def _sizes(
+    world: World, frame: _Frame, month_ends: np.ndarray, *, known_before: pd.Timestamp | None
+) -> np.ndarray:
+    """Members per household born before each date of ``month_ends`` (and known, when asked)."""
+    members = world["members"]
+    if known_before is not None:
+        recorded = members["recorded_at"].to_numpy("datetime64[ns]")
+        members = members.loc[np.isnat(recorded) | (recorded < known_before.to_datetime64())]
+    home = frame.positions(members["household_id"])
+    birth = members["birth_date"].to_numpy("datetime64[ns]")
+    ok = home >= 0
+    home, birth = home[ok], birth[ok]
+    # Members born before each month end: count births cumulatively over the sorted month ends.
+    slot = np.searchsorted(month_ends, birth, side="right")  # first month end after the birth
+    counts = np.zeros((frame.n, len(month_ends) + 1))
+    np.add.at(counts, (home, np.minimum(slot, len(month_ends))), 1.0)
+    return np.cumsum(counts, axis=1)[:, : len(month_ends)]
+
+
+def _lines(world: World, frame: _Frame, first: int, months: int) -> np.ndarray:
+    """Monitoring line per household and month (truth: the row of that month, else the latest before)."""
+    standards = world["standards"]
+    key = (
+        standards["county_code"]
+        .astype("string")
+        .str.cat(standards["urban_rural"].astype("string"), sep="|")
+        .to_numpy(dtype=object)
+    )
+    month = _month_number(standards["month"])
+    keys, key_code = np.unique(key.astype(str), return_inverse=True)
+    grid = np.full((len(keys), months), np.nan)
+    before = np.full(len(keys), np.nan)
+    line = standards["monitoring_line"].to_numpy(np.float64, na_value=np.nan)
+    inside = (month >= first) & (month < first + months)
+    grid[key_code[inside], month[inside] - first] = line[inside]
+    # The latest row before the grid starts, for forward filling.
+    earlier = np.flatnonzero((month < first) & (month >= 0))
+    if len(earlier):
+        last = pd.DataFrame({"k": key_code[earlier], "m": month[earlier], "v": line[earlier]})
+        last = last.sort_values("m").drop_duplicates("k", keep="last")
+        before[last["k"].to_numpy()] = last["v"].to_numpy()
+    filled = pd.DataFrame(np.column_stack([before, grid]).T).ffill().to_numpy().T[:, 1:]
+    where = np.searchsorted(keys, frame.key.astype(str))
+    found = (where < len(keys)) & (keys[np.minimum(where, len(keys) - 1)] == frame.key.astype(str))
+    out = np.full((frame.n, months), np.nan)
+    out[found] = filled[where[found]]
+    return out
+
+
+def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
+    """The latest monitoring line known before T for a month up to T's month, per household."""
+    standards = world["standards"]
+    month = _month_number(standards["month"])
+    known = (
+        (standards["recorded_at"].to_numpy("datetime64[ns]") < as_of.to_datetime64())
+        & (month >= 0)
+        & (month <= _timestamp_month(as_of))
+    )
+    rows = standards.loc[known].assign(_m=month[known]).sort_values("_m", kind="stable")
+    key = rows["county_code"].astype("string").str.cat(rows["urban_rural"].astype("string"), sep="|")
+    latest = pd.Series(
+        rows["monitoring_line"].to_numpy(np.float64, na_value=np.nan), index=key.to_numpy(object)
+    )
+    latest = latest[~latest.index.duplicated(keep="last")]
+    return latest.reindex(frame.key).to_numpy(np.float64, na_value=np.nan)
+
+
+def _data_months(world: World) -> tuple[int, int]:
+    """First and last month of the world's income records."""
+    month = _month_number(world["income"]["month"])
+    month = month[month >= 0]
+    if not len(month):
+        raise ValueError("the world has no income records: cohort and labels need income")
+    return int(month.min()), int(month.max())
+
+
+def _trailing(net: np.ndarray, first_data: int, first: int, end: int) -> np.ndarray:
+    """Trailing 12-month sums ending at each month ``end..`` of ``net`` (columns from month ``first``).
+
+    Scaled to a year when fewer than 12 of the months are in the world (before ``first_data``).
+    """
+    cumulative = np.concatenate([np.zeros((net.shape[0], 1)), np.cumsum(net, axis=1)], axis=1)
+    ends = np.arange(end, first + net.shape[1])
+    lo = np.maximum(ends - 11, first)
+    total = cumulative[:, ends - first + 1] - cumulative[:, lo - first]
+    available = ends - np.maximum(ends - 11, first_data) + 1
+    return total * (12 / np.clip(available, 1, 12))
+
+
+def _on_programme(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
+    """Households with a known dibao or 特困 record active at T."""
+    records = world["assistance"]
+    t = as_of.to_datetime64()
+    start = records["start_date"].to_numpy("datetime64[ns]")
+    end = records["end_date"].to_numpy("datetime64[ns]")
+    active = (
+        records["programme"].isin(_MAIN_PROGRAMMES).to_numpy(dtype=bool)
+        & (records["recorded_at"].to_numpy("datetime64[ns]") < t)
+        & (start < t)
+        & (np.isnat(end) | (end >= t))
+    )
+    home = frame.positions(records["household_id"])
+    out = np.zeros(frame.n, dtype=bool)
+    out[home[active & (home >= 0)]] = True
+    return out
+
+
+def cohort_frame(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Why each household is in the cohort at T or not.
+
+    Returns:
+        Indexed by household_id (every household): ``income_pc_12m_net`` (known trailing per-capita
+        net income), ``monitoring_line`` (known at T), ``registered``, ``below_line``,
+        ``on_dibao_or_tekun`` and ``in_cohort``.
+    """
+    as_of = pd.Timestamp(as_of)
+    frame = _Frame(world)
+    first_data, _ = _data_months(world)
+    end = _timestamp_month(as_of) - _REPORTING_LAG_MONTHS
+    first = end - 11
+    net = _income_matrix(world, frame, first, 12, known_before=as_of)
+    income = _trailing(net, first_data, first, end)[:, 0]
+    size = _sizes(world, frame, np.array([as_of.to_datetime64()]), known_before=as_of)[:, 0]
+    per_capita = np.where(size > 0, income / np.maximum(size, 1), np.nan)
+    if end < first_data:
+        per_capita[:] = np.nan  # no known income month at all to judge from
+    line = _known_line(world, frame, as_of)
+    registered = world["households"]["registered_at"].to_numpy("datetime64[ns]")
+    in_database = np.isnat(registered) | (registered < as_of.to_datetime64())
+    below = per_capita < line
+    on_programme = _on_programme(world, frame, as_of)
+    judged = np.isfinite(per_capita) & np.isfinite(line)
+    return pd.DataFrame(
+        {
+            "income_pc_12m_net": per_capita,
+            "monitoring_line": line,
+            "registered": in_database,
+            "below_line": below,
+            "on_dibao_or_tekun": on_programme,
+            "in_cohort": in_database & judged & ~below & ~on_programme,
+        },
+        index=frame.ids,
+    )
+
+
+def cohort(world: World, as_of: pd.Timestamp) -> pd.Index:
+    """Household ids in the cohort at T (see the module docstring), in households-table order."""
+    frame = cohort_frame(world, as_of)
+    return frame.index[frame["in_cohort"].to_numpy()]
+
+
+def build_labels(world: World, as_of: pd.Timestamp, *, horizon_months: int = 6) -> pd.DataFrame:
+    """Labels of the cohort at T over the next ``horizon_months`` months (see the module docstring).
+
+    Returns:
+        Indexed by household_id (the cohort, in its order): ``label`` (int64 0/1), ``event_month``
+        (string ``YYYY-MM``, missing when 0) and ``reason`` (string, one of :data:`REASONS`).
+
+    Raises:
+        ValueError: the horizon is not positive, or the world's income does not cover the window.
+    """
+    as_of = pd.Timestamp(as_of)
+    if horizon_months < 1:
+        raise ValueError(f"horizon_months must be at least 1, not {horizon_months}")
+    frame = _Frame(world)
+    first_data, last_data = _data_months(world)
+    start = _timestamp_month(as_of)
+    stop = start + horizon_months - 1
+    if stop > last_data:
+        raise ValueError(
+            f"labels at {as_of.date()} with a {horizon_months}-month horizon need income up to "
+            f"{_month_label(stop)}, but the world's income ends in {_month_label(last_data)}"
+        )
+    members = cohort(world, as_of)
+    rows = frame.positions(pd.Series(members, dtype="string"))
+    first = start - 11
+    net = _income_matrix(world, frame, first, stop - first + 1, known_before=None)
+    trailing = _trailing(net[rows], first_data, first, start)
+    month_ends = np.array([np.datetime64(_month_label(m + 1) + "-01", "ns") for m in range(start, stop + 1)])
+    size = _sizes(world, frame, month_ends, known_before=None)[rows]
+    line = _lines(world, frame, start, horizon_months)[rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        below = (size > 0) & (trailing / np.where(size > 0, size, 1) < line)
+    never = horizon_months
+    first_month = {"income_below_line": np.where(below.any(axis=1), below.argmax(axis=1), never)}
+    records = world["assistance"]
+    t0 = as_of.to_datetime64()
+    t1 = (as_of + pd.DateOffset(months=horizon_months)).to_datetime64()
+    begins = records["start_date"].to_numpy("datetime64[ns]")
+    in_window = (begins >= t0) & (begins < t1)
+    home = frame.positions(records["household_id"])
+    slot = pd.Series(-1, index=range(frame.n), dtype=np.int64)
+    slot.iloc[rows] = np.arange(len(rows))
+    slot_of = slot.to_numpy()
+    month = _date_month(records["start_date"]) - start
+    for reason, programme in (("dibao", "dibao"), ("tekun", "tekun"), ("temporary_assistance", "temporary")):
+        hit = in_window & (records["programme"] == programme).to_numpy(dtype=bool) & (home >= 0)
+        who = slot_of[home[hit]]
+        keep = who >= 0
+        earliest = np.full(len(rows), never)
+        np.minimum.at(earliest, who[keep], month[hit][keep])
+        first_month[reason] = earliest
+    stacked = np.column_stack([first_month[r] for r in REASONS])
+    event = stacked.min(axis=1)
+    fired = event < never
+    reason_code = stacked.argmin(axis=1)  # argmin takes the first of equal months: REASONS order
+    event_month = pd.array(
+        [_month_label(start + int(e)) if f else None for e, f in zip(event, fired, strict=True)],
+        dtype="string",
+    )
+    reason = pd.array(np.where(fired, np.array(REASONS, dtype=object)[reason_code], None), dtype="string")
+    return pd.DataFrame(
+        {"label": fired.astype(np.int64), "event_month": event_month, "reason": reason},
+        index=pd.Index(members, name="household_id"),
+    )
+
+
+def hardship_summary(
+    world: World, as_of_dates: list[pd.Timestamp], *, horizon_months: int = 6
+) -> pd.DataFrame:
+    """Cohort size and label base rate per county at each as-of date (for summaries and benchmarks).
+
+    Returns:
+        One row per as-of date and county (``county_code``; ``all`` for the whole world) with
+        ``cohort`` and ``base_rate``.
+    """
+    frames = []
+    frame = _Frame(world)
+    county = pd.Series(frame.county, index=frame.ids)
+    for as_of in as_of_dates:
+        labels = build_labels(world, as_of, horizon_months=horizon_months)
+        by = county.reindex(labels.index).to_numpy()
+        table = labels.groupby(by)["label"].agg(cohort="size", base_rate="mean")
+        table.loc["all"] = [len(labels), labels["label"].mean() if len(labels) else np.nan]
+        frames.append(table.rename_axis("county_code").reset_index().assign(as_of=pd.Timestamp(as_of).date()))
+    return pd.concat(frames, ignore_index=True)[["as_of", "county_code", "cohort", "base_rate"]]
