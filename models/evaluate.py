@@ -14,8 +14,10 @@ Conventions (documented because the numbers depend on them):
       the household id (a fair, reproducible order). For each household that falls into hardship in
       month E, the first as-of T (month of T <= E) at which it was on the list; lead = E - month(T) in
       months (0 = flagged at the start of the month it fell). Households never listed before E are not
-      caught. ``lead_time_median_months`` is over caught households; ``caught_before_event_share`` is
-      caught / all events, so both must be read together.
+      caught. ``lead_time_median_months`` (and ``_mean_``) are over caught households;
+      ``caught_before_event_share`` is caught / all events, so both must be read together;
+      ``warning_months_per_event`` is the mean over all events with an uncaught event counting 0 months
+      (it combines both: a list that warns few households early does not look better than it is).
 """
 
 from __future__ import annotations
@@ -220,7 +222,8 @@ def lead_times(
 
 
 def lead_time_summary(leads: pd.DataFrame) -> dict[str, float]:
-    """Median and mean lead among caught events, and the share of events caught before they happened."""
+    """Median and mean lead among caught events, the share of events caught before they happened, and
+    the months of warning per event (uncaught events count 0)."""
     caught = leads["lead_months"].dropna()
     events = len(leads)
     return {
@@ -228,4 +231,5 @@ def lead_time_summary(leads: pd.DataFrame) -> dict[str, float]:
         "caught_before_event_share": float(len(caught) / events) if events else float("nan"),
         "lead_time_median_months": float(caught.median()) if len(caught) else float("nan"),
         "lead_time_mean_months": float(caught.mean()) if len(caught) else float("nan"),
+        "warning_months_per_event": float(caught.sum() / events) if events else float("nan"),
     }

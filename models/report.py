@@ -15,7 +15,7 @@ MODEL_LABELS = {
 }
 CARD_METRICS = ("roc_auc", "pr_auc", "precision_at_1pct", "precision_at_5pct", "recall_at_5pct",
                 "precision_at_10pct", "recall_at_10pct", "brier", "ece", "caught_before_event_share",
-                "lead_time_median_months")
+                "lead_time_median_months", "warning_months_per_event")
 
 
 def _pyplot():

@@ -164,7 +164,7 @@ def test_lead_times_by_hand():
     assert np.isnan(leads.loc["b", "lead_months"]) and pd.isna(leads.loc["b", "first_flagged"])
     summary = lead_time_summary(leads)
     assert summary == {"events": 4.0, "caught_before_event_share": 0.5, "lead_time_median_months": 0.5,
-                       "lead_time_mean_months": 0.5}
+                       "lead_time_mean_months": 0.5, "warning_months_per_event": 0.25}
 
 
 def test_lead_times_ignore_lists_after_the_event():
