@@ -634,3 +634,156 @@ def db_upgrade_command(
     engine.dispose()
     url = settings.resolved_database_url().split("@")[-1]
     console.print(f"Database {url}: revision {before or '(empty)'} -> {after}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# WORLD engineer: `doudi generate`, `doudi labels` (doudi/world.py, doudi/labels.py)
+
+GENERATE_HELP = (
+    "Simulate a synthetic multi-department world month by month and write one file per contract table.\n\n"
+    "Five counties in two provinces; illness, jobs, migration, disasters, savings and assistance with "
+    "lags and reporting delays. Deterministic per seed. With --messy a few rows are broken the way real "
+    "extracts break (duplicates, late and missing months, bad ID numbers, negative amounts, unknown "
+    "codes, dangling persons) and _faults.json lists them. The members table holds synthetic resident ID "
+    "numbers: loading the world needs DOUDI_ID_HMAC_KEY."
+)
+LABELS_HELP = (
+    "Compute the cohort at T and its labels: does a household fall into hardship within the horizon?\n\n"
+    "Cohort: not below the monitoring line and not on dibao/特困 at T, judged from records known before "
+    "T. Label 1: within the horizon the trailing 12-month per-capita net income (income minus "
+    "out-of-pocket medical spending) falls below the monitoring line, or the household newly enters "
+    "dibao/特困, or receives temporary assistance (ground truth, by event date). See doudi/labels.py."
+)
+
+
+@app.command("generate", help=GENERATE_HELP)
+def generate_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
+    households: Annotated[int, typer.Option("--households", min=1, help="Number of households.")] = 20000,
+    months: Annotated[int, typer.Option("--months", min=1, help="Number of simulated months.")] = 36,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same world).")] = 7,
+    messy: Annotated[bool, typer.Option("--messy", help="Inject faults and write _faults.json.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    start_month: Annotated[str, typer.Option("--start-month", help="First month, YYYY-MM.")] = "2023-01",
+) -> None:
+    """Generate a synthetic world (see GENERATE_HELP)."""
+    import re
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from doudi.io import write_world
+    from doudi.labels import hardship_events
+    from doudi.world import COUNTIES, faults_manifest_text, generate_world, inject_faults
+
+    if fmt not in ("parquet", "csv"):
+        raise typer.BadParameter(f"{fmt!r}: use parquet or csv", param_hint="--format")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", start_month):
+        raise typer.BadParameter(f"{start_month!r} is not a month (YYYY-MM)", param_hint="--start-month")
+    clock = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("simulating months", total=months)
+        world = generate_world(households, months, seed, start_month=start_month,
+                               on_month=lambda done: bar.update(task, completed=done))
+        simulated = time.perf_counter() - clock
+        bar.update(task, description="counting events")
+        events = hardship_events(world)
+        written = world
+        faults = None
+        if messy:
+            bar.update(task, description="injecting faults")
+            written, faults = inject_faults(world, seed=seed)
+        bar.update(task, description=f"writing {fmt}")
+        try:
+            write_world(written, out, fmt=fmt)
+            manifest = out / "_faults.json"
+            if faults is not None:
+                manifest.write_text(faults_manifest_text(faults, seed=seed), encoding="utf-8")
+            else:
+                manifest.unlink(missing_ok=True)  # a stale manifest would describe another world
+        except OSError as error:
+            err_console.print(Text.assemble((f"cannot write {out}: ", "red"), str(error)))
+            raise typer.Exit(1) from None
+    total = time.perf_counter() - clock
+    title = f"World {out} ({households:,} households x {months} months from {start_month}, seed {seed})"
+    rows = Table(title=title, title_justify="left")
+    rows.add_column("table")
+    rows.add_column("rows", justify="right")
+    for name, frame in written.items():
+        rows.add_row(name, f"{len(frame):,}")
+    console.print(rows)
+    names = {info.code: info.name for info in COUNTIES}
+    members = world["members"]["household_id"].value_counts()
+    county_of = world["households"].set_index("household_id")["village_code"].str.slice(0, 6)
+    people = members.groupby(county_of.reindex(members.index).to_numpy()).sum()
+    table = Table(title="Relapse-like events per county over the whole period (households)",
+                  title_justify="left")
+    for name in ("county", "households", "members", "fell below the line", "entered dibao/特困",
+                 "temporary assistance"):
+        table.add_column(name, justify="left" if name == "county" else "right")
+    for code, row in events.iterrows():
+        table.add_row(f"{code} {names.get(str(code), '')}", f"{row['households']:,}",
+                      f"{int(people.get(code, 0)):,}", f"{row['fell_below_line']:,}",
+                      f"{row['entered_dibao_or_tekun']:,}", f"{row['temporary_assistance']:,}")
+    console.print(table)
+    if faults is not None:
+        counts = faults.groupby(["table", "fault"]).size()
+        listed = ", ".join(f"{fault} {n}" for (_, fault), n in counts.items())
+        console.print(f"Injected {len(faults):,} faults ({listed}); manifest {out / '_faults.json'}")
+    console.print(f"Simulated in {simulated:.1f} s, written in {total - simulated:.1f} s. "
+                  "Loading needs DOUDI_ID_HMAC_KEY (members hold synthetic resident ID numbers).")
+
+
+@app.command("labels", help=LABELS_HELP)
+def labels_command(
+    directory: WorldDir,
+    as_of: AsOf,
+    horizon_months: Annotated[int, typer.Option("--horizon-months", min=1, help="Label horizon H.")] = 6,
+    out: Annotated[Path | None, typer.Option("--out", help="Parquet file for the labels.")] = None,
+) -> None:
+    """Compute the cohort and labels at T (see LABELS_HELP)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from doudi.labels import build_labels
+
+    timestamp = _as_of(as_of)
+    world = _load(directory)
+    try:
+        labels = build_labels(world, timestamp, horizon_months=horizon_months)
+    except ValueError as error:
+        err_console.print(Text.assemble((f"cannot label at {timestamp.date()}: ", "red"), str(error)))
+        raise typer.Exit(1) from None
+    homes = world["households"].set_index("household_id")
+    county = homes["village_code"].str.slice(0, 6).reindex(labels.index).to_numpy()
+    positives = int(labels["label"].sum())
+    rate = labels["label"].mean() if len(labels) else float("nan")
+    console.print(f"As of {timestamp.date()}, horizon {horizon_months} months: cohort {len(labels):,} of "
+                  f"{len(homes):,} households, {positives:,} positives, base rate {rate:.2%}")
+    by_county = labels.groupby(county)["label"].agg(["size", "sum", "mean"])
+    table = Table(title="Per county", title_justify="left")
+    for name in ("county", "cohort", "positives", "base rate"):
+        table.add_column(name, justify="left" if name == "county" else "right")
+    for code, row in by_county.iterrows():
+        table.add_row(str(code), f"{int(row['size']):,}", f"{int(row['sum']):,}", f"{row['mean']:.2%}")
+    console.print(table)
+    reasons = Table(title="Reason (first condition to fire)", title_justify="left")
+    reasons.add_column("reason")
+    reasons.add_column("households", justify="right")
+    for reason, n in labels["reason"].value_counts().items():
+        reasons.add_row(str(reason), f"{n:,}")
+    console.print(reasons)
+    if out is not None:
+        frame = labels.reset_index()
+        frame.insert(1, "as_of", timestamp.to_datetime64())
+        frame["as_of"] = frame["as_of"].astype("datetime64[ns]")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(out, index=False)
+        except OSError as error:
+            err_console.print(Text.assemble((f"cannot write {out}: ", "red"), str(error)))
+            raise typer.Exit(1) from None
+        console.print(f"Labels written to {out}")

@@ -77,6 +77,12 @@ def _month_label(number: int) -> str:
     return f"{number // 12:04d}-{number % 12 + 1:02d}"
 
 
+def _month_ends(first: int, last: int) -> np.ndarray:
+    """The first day after each month ``first .. last`` (exclusive month ends), as datetime64[ns]."""
+    months = np.arange(first + 1, last + 2) - 1970 * 12
+    return months.astype("datetime64[M]").astype("datetime64[ns]")
+
+
 def _timestamp_month(as_of: pd.Timestamp) -> int:
     return as_of.year * 12 + as_of.month - 1
 
@@ -298,7 +304,7 @@ def build_labels(world: World, as_of: pd.Timestamp, *, horizon_months: int = 6) 
     first = start - 11
     net = _income_matrix(world, frame, first, stop - first + 1, known_before=None)
     trailing = _trailing(net[rows], first_data, first, start)
-    month_ends = np.array([np.datetime64(_month_label(m + 1) + "-01", "ns") for m in range(start, stop + 1)])
+    month_ends = _month_ends(start, stop)
     size = _sizes(world, frame, month_ends, known_before=None)[rows]
     line = _lines(world, frame, start, horizon_months)[rows]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -356,3 +362,44 @@ def hardship_summary(
         table.loc["all"] = [len(labels), labels["label"].mean() if len(labels) else np.nan]
         frames.append(table.rename_axis("county_code").reset_index().assign(as_of=pd.Timestamp(as_of).date()))
     return pd.concat(frames, ignore_index=True)[["as_of", "county_code", "cohort", "base_rate"]]
+
+
+def hardship_events(world: World) -> pd.DataFrame:
+    """Relapse-like events over the whole world, per county (ground truth, by event date).
+
+    Returns:
+        Indexed by county_code: ``households``, ``fell_below_line`` (households whose trailing
+        12-month per-capita net income went from at or above the monitoring line to below it in
+        some month after the first 12 months of data), ``entered_dibao_or_tekun`` (households with a
+        dibao or 特困 record starting within the world's months) and ``temporary_assistance``
+        (households that received it).
+    """
+    frame = _Frame(world)
+    first_data, last_data = _data_months(world)
+    months = last_data - first_data + 1
+    net = _income_matrix(world, frame, first_data, months, known_before=None)
+    county = pd.Series(frame.county, index=frame.ids, name="county_code")
+    fell = np.zeros(frame.n, dtype=bool)
+    if months > 12:
+        start = first_data + 11
+        trailing = _trailing(net, first_data, first_data, start)
+        ends = _month_ends(start, last_data)
+        size = _sizes(world, frame, ends, known_before=None)
+        line = _lines(world, frame, start, len(ends))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            below = (size > 0) & (trailing / np.where(size > 0, size, 1) < line)
+        fell = (below[:, 1:] & ~below[:, :-1]).any(axis=1)
+    records = world["assistance"]
+    begins = _date_month(records["start_date"])
+    inside = (begins >= first_data) & (begins <= last_data)
+    home = frame.positions(records["household_id"])
+    counts = {"fell_below_line": fell}
+    conditions = (("entered_dibao_or_tekun", _MAIN_PROGRAMMES), ("temporary_assistance", ("temporary",)))
+    for name, programmes in conditions:
+        hit = inside & records["programme"].isin(programmes).to_numpy(dtype=bool) & (home >= 0)
+        flag = np.zeros(frame.n, dtype=bool)
+        flag[home[hit]] = True
+        counts[name] = flag
+    table = pd.DataFrame(counts, index=frame.ids).groupby(county.to_numpy()).sum()
+    table.insert(0, "households", county.value_counts().reindex(table.index).to_numpy())
+    return table.rename_axis("county_code")
