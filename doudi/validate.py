@@ -373,6 +373,7 @@ def _inspect(
     """All violations, and the typed frames of the tables present (contract columns only)."""
     found = _Found()
     typed: dict[str, pd.DataFrame] = {}
+    factors: dict[str, _Factors] = {}
     files: dict[str, str] = {}
     for name, table in TABLES.items():
         if name not in raw:
@@ -382,16 +383,42 @@ def _inspect(
             continue
         path, frame = raw[name]
         files[name] = Path(path).name
-        typed[name] = _check_table(table, files[name], frame, found)
+        typed[name], factors[name] = _check_table(table, files[name], frame, found)
         if on_table is not None:
             on_table(name)
-    for name, frame in typed.items():
-        _check_references(TABLES[name], files[name], frame, typed, found)
+    for name in typed:
+        _check_references(TABLES[name], files[name], factors[name], typed, found)
     return found.violations(), typed
 
 
-def _check_table(table: Table, file: str, frame: pd.DataFrame, found: _Found) -> pd.DataFrame:
-    """Checks within one table; returns its typed frame (index as in ``frame``)."""
+class _Factors:
+    """Codes and distinct values of a table's columns, each computed once.
+
+    Hashing millions of strings is the main cost of validation; the key, format, code and reference
+    checks all work on a column's distinct values and map the answer back through the codes.
+    """
+
+    def __init__(self, typed: pd.DataFrame) -> None:
+        self.typed = typed
+        self.cache: dict[str, tuple[np.ndarray, pd.Series]] = {}
+
+    def __call__(self, name: str) -> tuple[np.ndarray, pd.Series]:
+        """``(codes, uniques)`` of column ``name``: ``uniques[codes]`` is the column, -1 where missing."""
+        if name not in self.cache:
+            codes, uniques = pd.factorize(self.typed[name], use_na_sentinel=True)
+            self.cache[name] = codes.astype(np.int64, copy=False), pd.Series(uniques)
+        return self.cache[name]
+
+    def spread(self, name: str, per_unique: np.ndarray, missing: bool = False) -> np.ndarray:
+        """A per-distinct-value answer as a per-row array (``missing`` where the value is missing)."""
+        codes, _ = self(name)
+        return np.append(per_unique, missing)[codes]
+
+
+def _check_table(
+    table: Table, file: str, frame: pd.DataFrame, found: _Found
+) -> tuple[pd.DataFrame, _Factors]:
+    """Checks within one table; returns its typed frame (index as in ``frame``) and its factors."""
     for column in table.columns:
         if column.required and column.name not in frame.columns:
             found.whole(table.name, file, column.name, "missing_column", "required column is missing")
@@ -400,27 +427,30 @@ def _check_table(table: Table, file: str, frame: pd.DataFrame, found: _Found) ->
             found.whole(table.name, file, str(extra), "extra_column",
                         "column is not in the contract: ignored", severity="warning")
     typed, failed = coerce_table(table, frame)
+    for column in table.columns:
+        if column.semantic == "resident_id" and column.name in typed:
+            typed[column.name] = normalize_id_numbers(typed[column.name])
+    factors = _Factors(typed)
     labels = frame.index.to_numpy()
     for column in table.columns:
-        if column.name not in typed:
-            continue
-        if column.semantic == "resident_id":
-            typed[column.name] = normalize_id_numbers(typed[column.name])
-        _check_column(table, file, column, frame[column.name], typed, failed[column.name], labels, found)
+        if column.name in typed:
+            _check_column(table, file, column, frame[column.name], factors, failed[column.name], labels,
+                          found)
     for key in (table.primary_key, *table.unique):
-        _check_unique(table, file, typed, key, found)
-    for rule in table.rules:
-        _check_rule(table, file, typed, rule, labels, found)
+        _check_unique(table, file, factors, key, found)
+    rules = list(table.rules)
     if table.known and table.event and not table.known_in_advance:
-        known = NotBefore(table.known, table.event)
-        _check_rule(table, file, typed, known, labels, found)
-    return typed
+        rules.append(NotBefore(table.known, table.event))
+    for rule in rules:
+        _check_rule(table, file, factors, rule, labels, found)
+    return typed, factors
 
 
-def _check_column(table: Table, file: str, column: Column, raw: pd.Series, typed: pd.DataFrame,
+def _check_column(table: Table, file: str, column: Column, raw: pd.Series, factors: _Factors,
                   failed: np.ndarray, labels: np.ndarray, found: _Found) -> None:
-    """Type, null, range, code and format checks of one column (``typed`` holds the whole table)."""
+    """Type, null, range, code and format checks of one column."""
     name = column.name
+    typed = factors.typed
     values = typed[name]
 
     def emit(mask: np.ndarray, rule: str, hint: str) -> None:
@@ -446,12 +476,13 @@ def _check_column(table: Table, file: str, column: Column, raw: pd.Series, typed
         for mask, hint in checks:
             emit(mask, "range", hint)
     if column.allowed is not None:
-        wrong = present & ~values.isin(column.allowed).to_numpy(dtype=bool)
+        _, uniques = factors(name)
+        wrong = ~factors.spread(name, uniques.isin(column.allowed).to_numpy(dtype=bool), missing=True)
         emit(wrong, "allowed", "not one of: " + ", ".join(column.allowed))
     if column.pattern is not None:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        matches = pd.Series(uniques, dtype="string").str.fullmatch(column.pattern).to_numpy(dtype=bool)
-        wrong = (codes >= 0) & ~np.append(matches, True)[codes]
+        _, uniques = factors(name)
+        matches = uniques.astype("string").str.fullmatch(column.pattern).to_numpy(dtype=bool)
+        wrong = ~factors.spread(name, matches, missing=True)
         emit(wrong, "pattern", "not " + PATTERN_HINTS.get(column.pattern, f"in the format {column.pattern}"))
 
 
@@ -479,8 +510,9 @@ def _check_resident_ids(table: Table, file: str, column: Column, typed: pd.DataF
                    "sex digit of the resident ID number differs from sex")
 
 
-def _check_unique(table: Table, file: str, typed: pd.DataFrame, key: tuple[str, ...], found: _Found) -> None:
+def _check_unique(table: Table, file: str, factors: _Factors, key: tuple[str, ...], found: _Found) -> None:
     """Rows repeating an earlier row's key (a primary key, or a unique column group)."""
+    typed = factors.typed
     if not all(name in typed for name in key):
         return
     columns = [table.column(name) for name in key]
@@ -491,7 +523,7 @@ def _check_unique(table: Table, file: str, typed: pd.DataFrame, key: tuple[str, 
     for column in columns:
         if not is_primary or not column.nullable:
             usable &= typed[column.name].notna().to_numpy(dtype=bool)
-    codes = _row_codes(typed.loc[usable, list(key)])
+    codes = _row_codes(factors, key)[usable]
     ordered = np.sort(codes)  # sorting int64 beats hashing them several times over
     if not (ordered[1:] == ordered[:-1]).any():
         return
@@ -519,11 +551,11 @@ def _check_unique(table: Table, file: str, typed: pd.DataFrame, key: tuple[str, 
     found.rows(table.name, file, repeated_labels + 1, key[0], rule, reason.to_numpy())
 
 
-def _row_codes(frame: pd.DataFrame) -> np.ndarray:
+def _row_codes(factors: _Factors, key: tuple[str, ...]) -> np.ndarray:
     """One int64 per row, equal exactly when the rows hold equal values (missing counts as a value)."""
-    codes = np.zeros(len(frame), dtype=np.int64)
-    for name in frame.columns:
-        column_codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+    codes = np.zeros(len(factors.typed), dtype=np.int64)
+    for name in key:
+        column_codes, uniques = factors(name)
         size = len(uniques) + 1
         if len(codes) and codes.max() >= np.iinfo(np.int64).max // size:
             codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
@@ -531,13 +563,14 @@ def _row_codes(frame: pd.DataFrame) -> np.ndarray:
     return codes
 
 
-def _check_rule(table: Table, file: str, typed: pd.DataFrame, rule: NotBefore | Balance, labels: np.ndarray,
+def _check_rule(table: Table, file: str, factors: _Factors, rule: NotBefore | Balance, labels: np.ndarray,
                 found: _Found) -> None:
+    typed = factors.typed
     if isinstance(rule, NotBefore):
         if rule.later not in typed or rule.earlier not in typed:
             return
-        later = _as_time(table.column(rule.later), typed[rule.later])
-        earlier = _as_time(table.column(rule.earlier), typed[rule.earlier])
+        later = _as_time(table.column(rule.later), factors)
+        earlier = _as_time(table.column(rule.earlier), factors)
         wrong = (later < earlier).fillna(False).to_numpy(dtype=bool)
         if rule.later == table.known and rule.earlier == table.event:
             found.rows(table.name, file, labels[wrong] + 1, rule.later, "known_before_event",
@@ -557,58 +590,63 @@ def _check_rule(table: Table, file: str, typed: pd.DataFrame, rule: NotBefore | 
                f"{rule.column} differs from {formula} by more than {format_number(rule.tolerance)}")
 
 
-def _check_references(table: Table, file: str, typed: pd.DataFrame, world: dict[str, pd.DataFrame],
+def _check_references(table: Table, file: str, factors: _Factors, world: dict[str, pd.DataFrame],
                       found: _Found) -> None:
     """Foreign keys, and that each person's household is the household members gives them."""
+    typed = factors.typed
     labels = typed.index.to_numpy()
     for fk in table.foreign_keys:
         if fk.column not in typed:
             continue
-        target = TABLES[fk.ref_table]
         if fk.ref_table in world:
             if fk.ref_column not in world[fk.ref_table]:
                 continue  # reported as a missing column
             refs = world[fk.ref_table][fk.ref_column].dropna()
-        elif target.required:
+        elif TABLES[fk.ref_table].required:
             continue  # reported as a missing table
         else:
             refs = pd.Series([], dtype="string")
-        values = typed[fk.column]
-        ok = _references_exist(fk, values, refs)
-        wrong = values.notna().to_numpy(dtype=bool) & ~ok
+        _, uniques = factors(fk.column)
+        wrong = ~factors.spread(fk.column, _references_exist(fk, uniques, refs), missing=True)
         if wrong.any():
-            column = table.column(fk.column)
             where = f"{fk.ref_table}.{fk.ref_column}"
             hint = f"not an area holding any region of {where}" if fk.area else f"not found in {where}"
             found.rows(table.name, file, labels[wrong] + 1, fk.column, "foreign_key",
-                       _about(column, values[wrong], hint))
+                       _about(table.column(fk.column), typed[fk.column][wrong], hint))
     person_fk = any(fk.column == "person_id" and fk.ref_table == "members" for fk in table.foreign_keys)
     members = world.get("members")
     if (not person_fk or members is None or "household_id" not in typed or "person_id" not in typed
             or not {"person_id", "household_id"} <= set(members.columns)):
         return
-    # Arrow's index_in/take: pandas' map over millions of string keys is ~10x slower.
+    # Per distinct person: the household members gives them, as a code of this table's households
+    # (-1: a household this table does not hold, -2: a person members does not know, reported above).
     people = members.dropna(subset=["person_id"]).drop_duplicates("person_id")
-    where = pc.index_in(_arrow(typed["person_id"]), value_set=_arrow(people["person_id"]))
-    theirs_array = pc.take(_arrow(people["household_id"]), where)
-    ours = _arrow(typed["household_id"]).cast(theirs_array.type)
-    wrong = pc.fill_null(pc.not_equal(theirs_array, ours), False).to_numpy(zero_copy_only=False)
+    _, persons = factors("person_id")
+    person_codes, _ = factors("person_id")
+    home_codes, homes = factors("household_id")
+    position = pd.Index(people["person_id"]).get_indexer(persons)
+    theirs = pd.Series(people["household_id"].to_numpy(dtype=object)[position], dtype="string")
+    theirs = theirs.mask(position < 0)
+    theirs_code = pd.Index(homes).get_indexer(theirs.fillna(""))
+    theirs_code[(position < 0) | theirs.isna().to_numpy()] = -2
+    row_theirs = np.append(theirs_code, -2)[person_codes]
+    wrong = (row_theirs != -2) & (home_codes >= 0) & (row_theirs != home_codes)
     if wrong.any():
-        theirs = pd.Series(theirs_array.filter(pa.array(wrong)).to_pylist(), index=typed.index[wrong])
-        reason = ("person " + _quoted(typed.loc[wrong, "person_id"]) + " belongs to household "
-                  + _quoted(theirs) + " in members, not " + _quoted(typed.loc[wrong, "household_id"]))
+        reason = ("person " + _quoted(typed["person_id"][wrong]) + " belongs to household "
+                  + _quoted(pd.Series(theirs.to_numpy()[person_codes[wrong]], index=typed.index[wrong]))
+                  + " in members, not " + _quoted(typed["household_id"][wrong]))
         found.rows(table.name, file, labels[wrong] + 1, "household_id", "household_mismatch",
                    reason.to_numpy())
 
 
-def _references_exist(fk: ForeignKey, values: pd.Series, refs: pd.Series) -> np.ndarray:
+def _references_exist(fk: ForeignKey, uniques: pd.Series, refs: pd.Series) -> np.ndarray:
+    """Whether each distinct value of ``fk.column`` is found among the referenced ``refs``."""
     if fk.prefix is not None:
-        return _isin(values, refs.str.slice(0, fk.prefix))
+        return _isin(uniques, refs.str.slice(0, fk.prefix))
     if not fk.area:
-        return _isin(values, refs)
+        return _isin(uniques, refs)
     # An area code is its shortest prefix followed only by zeros: 530102000000 is county 530102.
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    area = pd.Series(uniques, dtype="string")
+    area = uniques.astype("string")
     ok = np.zeros(len(area), dtype=bool)
     settled = np.zeros(len(area), dtype=bool)
     for level in AREA_LEVELS:
@@ -616,7 +654,7 @@ def _references_exist(fk: ForeignKey, values: pd.Series, refs: pd.Series) -> np.
         prefixes = refs.str.slice(0, level).unique()
         ok |= at_level & area.str.slice(0, level).isin(prefixes).to_numpy(dtype=bool)
         settled |= at_level
-    return (codes >= 0) & np.append(ok, True)[codes]
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -658,12 +696,13 @@ def _isin(values: pd.Series, refs: pd.Series) -> np.ndarray:
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
-def _as_time(column: Column, values: pd.Series) -> pd.Series:
+def _as_time(column: Column, factors: _Factors) -> pd.Series:
     """Dates as they are; a month as its first day (so an income of 2024-03 may be known from March 1)."""
+    values = factors.typed[column.name]
     if column.dtype != "month":
         return values
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    days = pd.to_datetime(pd.Series(uniques, dtype="string"), format="%Y-%m", errors="coerce")
+    codes, uniques = factors(column.name)
+    days = pd.to_datetime(uniques.astype("string"), format="%Y-%m", errors="coerce")
     return pd.Series(pd.array(days.astype("datetime64[ns]")).take(codes, allow_fill=True), index=values.index)
 
 
