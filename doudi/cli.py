@@ -310,20 +310,20 @@ def ingest_command(source: SourceDir, out: IngestOut, drop_invalid: DropInvalid 
     from rich.table import Table
     from rich.text import Text
 
-    from doudi.io import ContractError
+    from doudi.io import ContractError, UnreadableData
     from doudi.pseudonym import PseudonymKeyMissing
     from doudi.validate import IngestTargetError, ingest
 
-    _contract_read(source, "ingest")  # unreadable files exit with code 2 before any work
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console,
                       transient=True) as progress:
             task = progress.add_task("ingest")
             report = ingest(source, out, drop_invalid=drop_invalid,
                             on_step=lambda step: progress.update(task, description=f"ingest: {step}"))
-    except (PseudonymKeyMissing, IngestTargetError) as error:
-        message = error.violations[0].reason if isinstance(error, PseudonymKeyMissing) else str(error)
-        _contract_say("[red]Not ingested[/red]:", Text(message), error=True)
+    except (PseudonymKeyMissing, UnreadableData, IngestTargetError, FileNotFoundError) as error:
+        lines = [str(v) for v in error.violations] if isinstance(error, UnreadableData) else [
+            error.violations[0].reason if isinstance(error, PseudonymKeyMissing) else str(error)]
+        _contract_say("[red]Not ingested[/red]:", Text("\n  ".join(lines)), error=True)
         raise typer.Exit(2) from None
     except ContractError as error:
         _contract_report(error.violations, max_rows=max_rows)

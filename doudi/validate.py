@@ -2,8 +2,8 @@
 
 Every check is derived from the declaration in ``doudi.contract`` (types, nullability, ranges, codes,
 patterns, keys, foreign keys, cross-field rules); nothing is declared twice. The checks are vectorised
-over whole columns (distinct values where they repeat, such as dates, months and codes), so a world of
-100k households and millions of income rows is checked in seconds.
+over whole columns, and each column is hashed once (key, code, format and reference checks are answered
+per distinct value), so millions of income rows are checked well within a minute.
 
 Violations name the file, the 1-based data row (row 1 is the first row under the CSV header) and the
 column. For columns marked ``sensitive`` a message says what is wrong, never what the value was.

@@ -520,3 +520,17 @@ def test_messy_world_names_every_injected_fault(tmp_path: Path, key: str) -> Non
     assert missed == []
     faulted_rows = {(f["table"], f["row"]) for f in manifest}
     assert [v for v in violations if (v.table, v.row) not in faulted_rows] == []
+
+
+@pytest.mark.parametrize("damage", ["missing folder", "bad encoding"])
+def test_ingest_cli_unreadable_input_exits_2(tmp_path: Path, key: str, runner: CliRunner,
+                                             damage: str) -> None:
+    source = write_tables(clean_tables(), tmp_path / "extract")
+    if damage == "missing folder":
+        source = tmp_path / "nowhere"
+    else:
+        (source / "members.csv").write_bytes("person_id,household_id\nP1,户1\n".encode("gbk"))
+    result = runner.invoke(app, ["ingest", str(source), "--out", str(tmp_path / "store")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "Not ingested" in result.output
+    assert not (tmp_path / "store").exists()
