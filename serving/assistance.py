@@ -110,7 +110,7 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
     """
     from features.common import household_size, standards
     from features.income import income_pc_month_3m, income_windows
-    from features.snapshot import Snapshot, encode_world, known_before
+    from features.snapshot import Snapshot, encode_world, known_before, month_index
 
     encoded = encoded if encoded is not None else encode_world(world, policy=policy)
     snap = Snapshot(encoded, as_of)
@@ -119,14 +119,20 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
     if (pos < 0).any():
         raise KeyError(f"households not in the world: {list(ids[pos < 0][:5])}")
 
-    # Working members: distinct people with wage income in the household's last 3 known months.
-    income = snap.table("income")
-    last = income_windows(snap).last
-    house = income["_h"].to_numpy()
-    wage = ((income["source"].to_numpy() == 0) & (income["_p"].to_numpy() >= 0)
-            & (income["amount"].to_numpy(np.float64) > 0) & (income["month"].to_numpy() >= last[house] - 2))
-    pairs = income.loc[wage, ["_h", "_p"]].drop_duplicates()
-    working = np.bincount(pairs["_h"].to_numpy(), minlength=snap.n)[pos]
+    # Working members: distinct people with wage income in the household's last 3 known months (the
+    # window of income_pc_month_3m). Person ids are not in the encoded income table: read the contract form.
+    last = pd.Series(income_windows(snap).last[pos], index=ids)
+    income = world.get("income")
+    working = pd.Series(0, index=ids)
+    if income is not None and len(income):
+        mine = income[income["household_id"].astype(str).isin(ids) & (income["source"] == "wage")
+                      & income["person_id"].notna() & (income["amount"] > 0)]
+        mine = known_before({"income": mine}, as_of)["income"]
+        if len(mine):
+            household = mine["household_id"].astype(str)
+            recent = month_index(mine["month"]) >= last.reindex(household).to_numpy() - 2
+            pairs = pd.DataFrame({"h": household[recent], "p": mine["person_id"][recent]}).drop_duplicates()
+            working = pairs.groupby("h").size().reindex(ids, fill_value=0)
 
     villages = pd.Series(snap.table("households")["village_code"], dtype=object).iloc[pos].set_axis(ids)
     policy_rows = _policy_table(villages, policy)
@@ -139,7 +145,7 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
         "members": household_size(snap)[pos],
         "dibao_standard": standards(snap).dibao_standard[pos],
         "pc_income": income_pc_month_3m(snap)[pos],
-        "working": working.astype(np.float64),
+        "working": working.to_numpy(np.float64),
     }, index=ids)
     frame = frame.join(policy_rows)
     frame["supported"] = by_household["supporter"].any().reindex(ids, fill_value=False).astype(bool)

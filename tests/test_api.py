@@ -27,7 +27,6 @@ from serving.orm import AuditLog
 from serving.schemas import HOUSEHOLD_TABLES, REFERENCE_TABLES
 from serving.service import score_world
 
-TIERS = {"red": 0.94, "orange": 0.9, "yellow": 0.8}
 AS_OF = fx.AS_OF.strftime("%Y-%m-%d")
 
 
@@ -62,19 +61,22 @@ def setup(tmp_path_factory):
     upgrade(engine)
     sessions = session_factory(engine)
     world = fx.world()
-    village = "530102001001"
-    other = world["households"]["village_code"].astype(str)
-    homes = world["households"]["household_id"].astype(str)
-    mine = list(homes[other == village])
-    theirs = list(homes[other.str.startswith("530102002")])
+    villages = world["households"].set_index(world["households"]["household_id"].astype(str))["village_code"]
+    villages = villages.astype(str)
+    risk = fx.cohort_risk()  # highest first
+    cohort_villages = villages.reindex(risk.index)
+    village = cohort_villages.value_counts().index[0]
+    mine = list(risk.index[cohort_villages == village])  # worker wang's cohort households, riskiest first
+    township = next(t for t in sorted(set(villages.str[:9])) if t != village[:9] and t[:6] == village[:6])
+    theirs = list(villages.index[villages.str.startswith(township)])
     tokens = {}
     with transaction(sessions) as session:
         for name, role, regions in (("admin", "admin", []), ("platform", "platform", ["53"]),
-                                    ("wang", "worker", [village]), ("zhao", "worker", ["530102002"]),
+                                    ("wang", "worker", [village]), ("zhao", "worker", [township]),
                                     ("li", "supervisor", [village]), ("chen", "modeler", [])):
             tokens[name] = add_user(session, name, role, region_codes=regions)[1]
     reference = {name: world[name] for name in REFERENCE_TABLES}
-    app = create_app(Settings(data_dir=root), model=fx.serving_model(tiers=TIERS), engine=engine,
+    app = create_app(Settings(data_dir=root), model=fx.serving_model(tiers=fx.tiers()), engine=engine,
                      reference=reference)
     with TestClient(app) as client:
         yield {"client": client, "tokens": tokens, "sessions": sessions, "mine": mine, "theirs": theirs,
@@ -117,7 +119,7 @@ def test_score_returns_each_household_with_the_pinned_version(scored):
 
 def test_api_and_batch_give_the_same_numbers(scored):
     ids, body = scored
-    batch = score_world(fx.world(), fx.AS_OF, fx.serving_model(tiers=TIERS), load_policy(),
+    batch = score_world(fx.world(), fx.AS_OF, fx.serving_model(tiers=fx.tiers()), load_policy(),
                         households=pd.Index(ids), explain_all=True)
     for household in body["households"]:
         row = batch.scores.loc[household["household_id"]]
@@ -308,7 +310,7 @@ def _free_port() -> int:
 def test_over_real_http(setup):
     import uvicorn
 
-    app = create_app(Settings(), model=fx.serving_model(tiers=TIERS), engine=setup["engine"],
+    app = create_app(Settings(), model=fx.serving_model(tiers=fx.tiers()), engine=setup["engine"],
                      reference={name: fx.world()[name] for name in REFERENCE_TABLES})
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

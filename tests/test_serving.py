@@ -15,9 +15,6 @@ from serving.db import make_engine, session_factory, upgrade
 from serving.orm import Alert, HouseholdScore, ScoringRun
 from serving.service import rank_order, score_world, select_alerts
 
-# Thresholds chosen so that every tier occurs on the test world (its risks are mostly high).
-TIERS = {"red": 0.94, "orange": 0.9, "yellow": 0.8}
-
 
 @pytest.fixture()
 def sessions(tmp_path):
@@ -29,7 +26,7 @@ def sessions(tmp_path):
 
 @pytest.fixture(scope="module")
 def batch():
-    return score_world(fx.world(), fx.AS_OF, fx.serving_model(tiers=TIERS), load_policy())
+    return score_world(fx.world(), fx.AS_OF, fx.serving_model(tiers=fx.tiers()), load_policy())
 
 
 def test_rank_order_breaks_ties_by_triggers_then_a_fixed_hash():
@@ -117,7 +114,7 @@ def test_open_case_rule_on_hand_made_rows():
 
 
 def test_runs_are_stored_with_every_score_and_one_alert_per_household(sessions):
-    model = fx.serving_model(tiers=TIERS)
+    model = fx.serving_model(tiers=fx.tiers())
     batch = score_world(fx.world(), fx.AS_OF, model, load_policy(), sessions=sessions)
     with sessions() as session:
         run = session.get(ScoringRun, batch.run_id)
@@ -135,12 +132,12 @@ def test_runs_are_stored_with_every_score_and_one_alert_per_household(sessions):
 
 def test_open_cases_are_not_alerted_again_unless_the_tier_rises(sessions):
     policy, world = load_policy(), fx.world()
-    first = score_world(world, fx.AS_OF, fx.serving_model(tiers=TIERS), policy, sessions=sessions)
-    again = score_world(world, fx.AS_OF, fx.serving_model(tiers=TIERS), policy, sessions=sessions)
+    first = score_world(world, fx.AS_OF, fx.serving_model(tiers=fx.tiers()), policy, sessions=sessions)
+    again = score_world(world, fx.AS_OF, fx.serving_model(tiers=fx.tiers()), policy, sessions=sessions)
     assert not again.scores.loc[first.alerts.index, "alerted"].any()
     assert (again.scores.loc[first.alerts.index, "not_alerted_because"] == "open_case").all()
     # Lower thresholds: some households rise a tier and get a new alert that supersedes the open case.
-    lower = {"red": 0.9, "orange": 0.8, "yellow": 0.5}
+    lower = fx.tiers(0.7, 0.4, 0.1)
     third = score_world(world, fx.AS_OF, fx.serving_model(tiers=lower), policy, sessions=sessions)
     level = store.TIER_LEVEL
     before = first.scores["tier"].map(level)
@@ -168,8 +165,8 @@ def test_households_outside_the_cohort_are_scored_but_never_alerted(monkeypatch)
     world = fx.world()
     ids = pd.Index(world["households"]["household_id"].astype(str))
     monkeypatch.setattr(doudi.labels, "cohort", lambda w, t: ids[:100])
-    batch = score_world(world, fx.AS_OF, fx.serving_model(tiers=TIERS), load_policy(), households=ids[:150],
-                        explain_all=True)
+    batch = score_world(world, fx.AS_OF, fx.serving_model(tiers=fx.tiers()), load_policy(),
+                        households=ids[:150], explain_all=True)
     outside = batch.scores[~batch.scores["in_cohort"]]
     assert len(outside) == 50 and not outside["alerted"].any()
     assert (outside["not_alerted_because"] == "not_in_cohort").all()

@@ -120,3 +120,23 @@ def registered_store() -> tuple[str, str]:
                     horizon_months=config.horizon_months)
     train_on_splits(splits, config, feature_info(), data_fingerprint="serving-tests", tracking_uri=uri)
     return uri, folder
+
+
+@functools.cache
+def cohort_risk() -> pd.Series:
+    """The tiny model's risk for every cohort household at AS_OF, highest first."""
+    import features
+    from doudi.labels import cohort
+
+    ids = cohort(world(), AS_OF)
+    frame = features.build_features(world(), AS_OF, households=ids)
+    model = risk_model()
+    risk = pd.Series(model.predict_proba(frame[model.features]), index=frame.index)
+    return risk.sort_values(ascending=False, kind="stable")
+
+
+def tiers(red: float = 0.9, orange: float = 0.7, yellow: float = 0.4) -> dict[str, float]:
+    """Tier thresholds at these quantiles of the cohort's risk (so that every tier occurs in tests)."""
+    risk = cohort_risk()
+    return {"red": float(risk.quantile(red)), "orange": float(risk.quantile(orange)),
+            "yellow": float(risk.quantile(yellow))}
