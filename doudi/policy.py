@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PolicyRules(BaseModel):
@@ -30,13 +30,30 @@ class PolicyRules(BaseModel):
     edge_assistance_temporary_months: int
 
 
+class CaseworkLimits(BaseModel):
+    """Time limits, in days, of each stage of an alert's case (stages declared in ``serving.casework``).
+
+    A stage's clock starts when the case enters it; the case is overdue once the limit has passed. The
+    limits in force apply to open cases at once (the due date is computed, not stored).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    assignment: int = Field(3, ge=1, le=365)
+    verification: int = Field(7, ge=1, le=365)
+    decision: int = Field(15, ge=1, le=365)
+    closing: int = Field(30, ge=1, le=365)
+    due_soon: int = Field(2, ge=0, le=30)
+
+
 class PolicyConfig(BaseModel):
-    """Default rules and overrides by region-code prefix (longest prefix wins)."""
+    """Default rules and overrides by region-code prefix (longest prefix wins), and casework time limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     defaults: PolicyRules
     overrides: dict[str, dict[str, float | int | list[int]]] = {}
+    casework: CaseworkLimits = CaseworkLimits()
 
     def for_region(self, region_code: str) -> PolicyRules:
         """The rules in force for a region code (12-digit village or 6-digit county code)."""

@@ -131,6 +131,16 @@ class Alert(Base):
     version: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Casework (issue 5, migration 0002; the state machine is declared in serving.casework). No foreign
+    # key on assignee_id: SQLite cannot add one without rebuilding ``alerts``, and users are deactivated,
+    # never deleted.
+    assignee_id: Mapped[int | None] = mapped_column(index=True)
+    stage_started_at: Mapped[dt.datetime | None]
+    verification_outcome: Mapped[str | None] = mapped_column(sa.String(24))
+    verified_at: Mapped[dt.datetime | None]
+    proposal: Mapped[dict[str, Any] | None]
+    close_reason: Mapped[str | None] = mapped_column(sa.String(20))
+    closed_at: Mapped[dt.datetime | None]
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -156,6 +166,7 @@ class User(Base):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(200))  # pages sign-in (migration 0002)
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('platform', 'worker', 'supervisor', 'modeler', 'admin')", name="role"),
@@ -179,3 +190,92 @@ class AuditLog(Base):
     reason: Mapped[str | None] = mapped_column(sa.Text)
     request_path: Mapped[str | None] = mapped_column(sa.String(500))
     detail: Mapped[dict[str, Any] | None]
+
+
+# --- casework and pages (issue 5, migration 0002) ---------------------------------------------------------
+
+
+class CaseEvent(Base):
+    """One state change of a case (an alert): who, when, from which state to which, the note and fields."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    village_code: Mapped[str] = mapped_column(sa.String(12))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    user_name: Mapped[str] = mapped_column(sa.String(100))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    action: Mapped[str] = mapped_column(sa.String(20))
+    from_status: Mapped[str] = mapped_column(sa.String(20))
+    to_status: Mapped[str] = mapped_column(sa.String(20))
+    version: Mapped[int]
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class HouseholdProfile(Base):
+    """A household's de-identified summary as of its latest scoring: ages as bands, minors only counted.
+
+    ``identities`` holds the adults' ID pseudonyms (HMAC) and last 4 characters, shown only through the
+    audited reveal; the full ID number is never stored anywhere in doudi.
+    """
+
+    __tablename__ = "household_profiles"
+
+    household_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    village_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    village_name: Mapped[str | None] = mapped_column(sa.String(100))
+    as_of: Mapped[dt.date] = mapped_column(sa.Date)
+    summary: Mapped[dict[str, Any]]
+    identities: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser: only the SHA-256 of the session secret is kept, with its CSRF token and expiry."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+
+
+# --- monitoring (issue 6, migration 0003) -----------------------------------------------------------------
+
+
+class MonitoringReport(Base):
+    """A drift, matured-performance or fairness report: headline numbers, why it is flagged, its files.
+
+    Written by ``doudi monitor`` (package ``monitoring``); the API only lists these rows.
+    """
+
+    __tablename__ = "monitoring_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scoring_runs.id", ondelete="SET NULL"),
+                                               index=True)
+    as_of: Mapped[dt.date | None] = mapped_column(sa.Date)
+    model_name: Mapped[str | None] = mapped_column(sa.String(100))
+    model_version: Mapped[str | None] = mapped_column(sa.String(40))
+    reference: Mapped[str | None] = mapped_column(sa.String(200))
+    current: Mapped[str | None] = mapped_column(sa.String(200))
+    flagged: Mapped[bool]
+    flags: Mapped[list[Any]] = mapped_column(default=list)
+    summary: Mapped[dict[str, Any]]
+    config_hash: Mapped[str] = mapped_column(sa.String(16))
+    html_path: Mapped[str | None] = mapped_column(sa.String(500))
+    json_path: Mapped[str | None] = mapped_column(sa.String(500))
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('drift', 'performance', 'fairness')", name="kind"),
+        sa.Index(None, "kind", "created_at"),
+    )
