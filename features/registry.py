@@ -133,6 +133,8 @@ def feature(
         )
         _check_spec(spec)
         REGISTRY[name] = spec
+        if builder.__doc__ is None:  # the declaration is the documentation: help() shows it
+            builder.__doc__ = f"{description}\n\nUnit: {unit}. Group: {group}."
         return builder
 
     return register

@@ -214,6 +214,8 @@ class Snapshot:
     def __init__(self, encoded: EncodedWorld, as_of: pd.Timestamp):
         if pd.isna(as_of):
             raise ValueError("as_of is missing")
+        if pd.Timestamp(as_of).tzinfo is not None:
+            raise ValueError(f"as_of must be a plain date without a time zone, not {as_of}")
         self.as_of = pd.Timestamp(as_of)
         self.ids = encoded.ids
         self.n = len(encoded.ids)
