@@ -340,3 +340,23 @@ def test_reason_text_states_values():
         reason_text("income_pc_12m", 1.0, lang="fr")
     with pytest.raises(KeyError):
         reason_text("no_such_feature", 1.0)
+
+
+def test_absent_tables_count_as_empty(world):
+    minimal = {"households": world["households"], "members": world["members"]}
+    got = build_features(minimal, T)
+    assert got.loc["H1", "household_size"] == 3 and got.loc["H1", "medical_oop_12m"] == 0
+    assert math.isnan(got.loc["H1", "income_pc_12m"]) and got.loc["H1", "income_drop_3m_vs_12m"] == 0
+    assert got.loc["H1", "county_code"] == "530102"
+
+
+def test_features_import_neither_models_nor_serving_nor_monitoring():
+    import ast
+    from pathlib import Path
+
+    for path in Path(features.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in ("models", "serving", "monitoring"), (path.name, name)
