@@ -64,6 +64,7 @@ ReportJson = Annotated[
 COMPARISON_COLUMNS = (
     "roc_auc", "pr_auc", "precision_at_1pct", "precision_at_5pct", "recall_at_5pct", "precision_at_10pct",
     "brier", "ece", "caught_before_event_share", "lead_time_median_months", "warning_months_per_event",
+    "lead_gain_vs_rules_months",
 )
 
 

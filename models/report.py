@@ -15,7 +15,8 @@ MODEL_LABELS = {
 }
 CARD_METRICS = ("roc_auc", "pr_auc", "precision_at_1pct", "precision_at_5pct", "recall_at_5pct",
                 "precision_at_10pct", "recall_at_10pct", "brier", "ece", "caught_before_event_share",
-                "lead_time_median_months", "warning_months_per_event")
+                "lead_time_median_months", "warning_months_per_event", "lead_gain_vs_rules_months",
+                "earlier_than_rules_share")
 
 
 def _pyplot():
@@ -115,8 +116,11 @@ def model_card(
     data_fingerprint: str,
     horizon_months: int,
     lead_time_k: float,
+    fairness: str | None = None,
 ) -> str:
-    """The model card: intended use, data, metrics, per-county results, limits."""
+    """The model card: intended use, data, metrics, per-county results, fairness (a markdown section
+    from ``monitoring.fairness.markdown``, when given), limits."""
+    fairness_section = f"{fairness}\n\n" if fairness else ""
     shown = comparison[[c for c in CARD_METRICS if c in comparison]]
     county = by_county[[c for c in ("n", "positives", "base_rate", "roc_auc", "precision_at_5pct",
                                     "recall_at_5pct", "ece", "caught_before_event_share") if c in by_county]]
@@ -150,7 +154,9 @@ comparison, village review, public notice, township and county approval).
 Ranking metrics use each model's ranking score; ties are averaged exactly over random orders.
 Brier and ECE (10 equal-width bins) use probabilities. Lead time: months between the first monthly list
 (top {lead_time_k:.0%} of the cohort) that held a household and the month it fell into hardship, over the
-households caught before the event; `caught_before_event_share` is the share of all events caught.
+households caught before the event; `caught_before_event_share` is the share of all events caught;
+`warning_months_per_event` averages the lead over all events (0 when not caught);
+`lead_gain_vs_rules_months` compares with the rule baseline on the events both caught.
 
 {_markdown_table(shown)}
 
@@ -166,7 +172,7 @@ Each county's own top 5 % (verification capacity is local).
 
 {_markdown_table(county)}
 
-## Limits
+{fairness_section}## Limits
 - Trained and tested on the data named above; performance on another region or year must be measured
   there before use, and re-checked as policy lines, prices and the economy move (monitor drift).
 - The label is defined from administrative records; households whose hardship never reaches the records

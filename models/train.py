@@ -141,38 +141,66 @@ def _list_metrics(frame: pd.DataFrame, score: np.ndarray, probability: np.ndarra
     return {k: float(v) for k, v in out.items()}
 
 
-def evaluate_model(
-    model: Scorer, splits: Splits, config: TrainConfig
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Test-period metrics of one model, overall and per county.
-
-    Lead time: the test cohort's households that fall into hardship (label 1 at the first test as-of)
-    are followed through the monthly lists of ``splits.lead``.
-    """
+def _event_leads(model: Scorer, splits: Splits, config: TrainConfig) -> pd.DataFrame:
+    """Lead time per event of the test cohort (label 1 at the first test as-of), from the monthly lists."""
     test = splits.test
-    score, probability = model.score(test), model.predict_proba(test)
-    overall = _list_metrics(test, score, probability, config)
     first = test["as_of"] == test["as_of"].min()
     events = test.loc[first & (test["label"] == 1), ["household_id", "event_month", "county_code"]]
     lists = splits.lead[["as_of", "household_id"]].assign(score=model.score(splits.lead))
     leads = lead_times(events, lists, fraction=config.lead_time_k, seed=config.tie_break_seed)
     leads["county_code"] = events.set_index("household_id")["county_code"].reindex(leads.index)
+    return leads
+
+
+def _evaluate(
+    model: Scorer, splits: Splits, config: TrainConfig
+) -> tuple[dict[str, float], dict[str, dict[str, float]], pd.DataFrame]:
+    test = splits.test
+    score, probability = model.score(test), model.predict_proba(test)
+    overall = _list_metrics(test, score, probability, config)
+    leads = _event_leads(model, splits, config)
     overall.update(lead_time_summary(leads))
     by_county: dict[str, dict[str, float]] = {}
     for county, rows in test.groupby("county_code", sort=True).indices.items():
         metrics = _list_metrics(test.iloc[rows], score[rows], probability[rows], config)
         metrics.update(lead_time_summary(leads[leads["county_code"] == county]))
         by_county[str(county)] = metrics
+    return overall, by_county, leads
+
+
+def evaluate_model(
+    model: Scorer, splits: Splits, config: TrainConfig
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Test-period metrics of one model, overall and per county.
+
+    Lead time: the test cohort's households that fall into hardship (label 1 at the first test as-of)
+    are followed through the monthly lists of ``splits.lead``. Per county, precision@k uses the
+    county's own top k (verification capacity is local); lead time uses the global monthly lists.
+    """
+    overall, by_county, _ = _evaluate(model, splits, config)
     return overall, by_county
 
 
 def evaluate_models(
     models: Mapping[str, Scorer], splits: Splits, config: TrainConfig
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
-    """:func:`evaluate_model` for each model."""
-    metrics, by_county = {}, {}
+    """:func:`evaluate_model` for each model, plus the paired lead-time comparison with the rules.
+
+    ``lead_gain_vs_rules_months``: over the events that both this model and the rule baseline caught
+    before they happened, the mean of (this model's lead - the rules' lead); ``earlier_than_rules_share``
+    the share of those events this model listed strictly earlier.
+    """
+    metrics, by_county, leads = {}, {}, {}
     for name, model in models.items():
-        metrics[name], by_county[name] = evaluate_model(model, splits, config)
+        metrics[name], by_county[name], leads[name] = _evaluate(model, splits, config)
+    if "rules" in leads:
+        base = leads["rules"]["lead_months"]
+        for name, table in leads.items():
+            both = table["lead_months"].notna() & base.reindex(table.index).notna()
+            gain = (table["lead_months"] - base.reindex(table.index))[both]
+            empty = len(gain) == 0
+            metrics[name]["lead_gain_vs_rules_months"] = float("nan") if empty else float(gain.mean())
+            metrics[name]["earlier_than_rules_share"] = float("nan") if empty else float((gain > 0).mean())
     return metrics, by_county
 
 
@@ -209,6 +237,9 @@ def train(
     """
     info = feature_info(config.features)
     splits = build_splits(world, config, progress=progress)
+    from monitoring.training import with_audit_groups  # fairness audit groups (not model inputs)
+
+    splits = with_audit_groups(splits, world)
     return train_on_splits(splits, config, info, data_fingerprint=data_fingerprint(world),
                            tracking_uri=tracking_uri, model_name=model_name, register=register, policy=policy,
                            progress=progress)
@@ -281,6 +312,9 @@ def _champion_on_test(champion: Any, splits: Splits, config: TrainConfig, model_
     if any(name not in splits.test for name in model.features):
         return None
     metrics, _ = evaluate_model(model, splits, config)
+    from monitoring.training import test_period_metrics  # fairness flags on this test period
+
+    metrics.update(test_period_metrics(model, splits, seed=config.tie_break_seed))
     return metrics
 
 
@@ -318,6 +352,10 @@ def _log_run(result: TrainResult, config: TrainConfig, *, tracking_uri: str, mod
         mlflow.log_params({**config.flat_params(), "feature_count": len(result.features.names),
                            "registry_version": result.features.registry_version})
         mlflow.log_metrics(flat_metrics(result.metrics, result.by_county))
+        from monitoring.training import test_period_metrics  # fairness flags, for the promotion check
+
+        mlflow.log_metrics(test_period_metrics(lgbm, result.splits, seed=config.tie_break_seed,
+                                               prefix="lightgbm."))
         mlflow.log_metric("lightgbm.best_iteration", lgbm.best_iteration_)
         _write_artifacts(result, config, work / "report", model_name=model_name)
         mlflow.log_artifacts(str(work / "report"))
@@ -379,11 +417,14 @@ def _write_artifacts(result: TrainResult, config: TrainConfig, directory: Path, 
     }, indent=2), encoding="utf-8")
     report_text = json.dumps(result.report(), indent=2, default=str)
     (directory / "report.json").write_text(report_text, encoding="utf-8")
+    from monitoring.training import write_training_artifacts  # drift reference snapshot, fairness table
+
+    fairness = write_training_artifacts(lgbm, result.splits, directory, seed=config.tie_break_seed)
     card = report.model_card(
         model_name=model_name, comparison=comparison, by_county=by_county, splits=result.splits_table,
         tiers=lgbm.tiers_, tier_targets=lgbm.tier_targets, features=list(result.features.names),
         registry_version=result.features.registry_version, config_hash=result.config_hash,
         data_fingerprint=result.data_fingerprint, horizon_months=config.horizon_months,
-        lead_time_k=config.lead_time_k,
+        lead_time_k=config.lead_time_k, fairness=fairness,
     )
     (directory / "model_card.md").write_text(card, encoding="utf-8")

@@ -89,6 +89,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(store):
     for key in ("lightgbm.precision_at_5pct", "rules.precision_at_5pct", "logistic.recall_at_10pct",
                 "lightgbm.ece", "lightgbm.brier", "lightgbm.roc_auc", "lightgbm.pr_auc",
                 "rules.lead_time_median_months", "lightgbm.caught_before_event_share",
+                "lightgbm.lead_gain_vs_rules_months", "lightgbm.warning_months_per_event",
                 "lightgbm.county.530102.precision_at_5pct", "rules.county.530104.ece"):
         assert key in metrics, key
     logged = store.first.metrics["lightgbm"]["precision_at_5pct"]
