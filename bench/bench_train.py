@@ -24,22 +24,22 @@ from pathlib import Path
 TARGET_SECONDS = 180.0
 
 
-def bench_config():
+def bench_config(threads: int):
     from models.config import TrainConfig, load_config
 
     data = load_config().model_dump(mode="json")
     data["train"] = {"start": "2023-07-01", "end": "2024-06-01", "step_months": 1}
+    data["lightgbm"]["num_threads"] = threads
     return TrainConfig.model_validate(data)
 
 
-def measure(households: int, *, months: int, seed: int) -> dict[str, float]:
+def measure(households: int, *, months: int, seed: int, threads: int) -> dict[str, float]:
     """Seconds per stage for one world size."""
     from doudi.world import generate_world
-
     from models.dataset import build_splits, feature_info
     from models.train import evaluate_models, fit_models
 
-    config = bench_config()
+    config = bench_config(threads)
     out: dict[str, float] = {"households": float(households)}
     start = time.perf_counter()
     world = generate_world(households, months, seed)
@@ -49,9 +49,10 @@ def measure(households: int, *, months: int, seed: int) -> dict[str, float]:
     out["snapshots_s"] = time.perf_counter() - start
     out["train_rows"] = float(len(splits.train))
     info = feature_info(config.features)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     models = fit_models(splits, config, info)
     out["train_s"] = time.perf_counter() - start
+    out["train_cpu_s"] = time.process_time() - cpu
     out["best_iteration"] = float(models["lightgbm"].best_iteration_)  # type: ignore[attr-defined]
     start = time.perf_counter()
     metrics, _ = evaluate_models(models, splits, config)
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=10_000)
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2, help="LightGBM threads (the target is 2 cores).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
 
@@ -80,14 +82,14 @@ def main() -> None:
     rows = []
     for size in (args.baseline, args.households):
         console.print(f"measuring {size:,} households x {args.months} months ...")
-        rows.append(measure(size, months=args.months, seed=args.seed))
+        rows.append(measure(size, months=args.months, seed=args.seed, threads=args.threads))
     base, big = rows
     table = Table(title=f"Training: {args.households:,} vs {args.baseline:,} households, 12 snapshots")
     table.add_column("stage")
     table.add_column(f"{args.baseline:,}", justify="right")
     table.add_column(f"{args.households:,}", justify="right")
     table.add_column("ratio", justify="right")
-    for key in ("generate_s", "snapshots_s", "train_s", "evaluate_s"):
+    for key in ("generate_s", "snapshots_s", "train_s", "train_cpu_s", "evaluate_s"):
         table.add_row(key.removesuffix("_s") + " (s)", f"{base[key]:.1f}", f"{big[key]:.1f}",
                       f"{big[key] / base[key]:.1f}x")
     table.add_row("training rows", f"{base['train_rows']:,.0f}", f"{big['train_rows']:,.0f}",
