@@ -14,7 +14,6 @@ needed by the API).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 
 from doudi.io import Violation, World
 from monitoring.config import DriftConfig
+from monitoring.util import plain
 
 SCORE_COLUMN = "risk"
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -120,7 +120,7 @@ class DriftResult:
         """The headline numbers as plain JSON values (stored in the database row and the JSON file)."""
         drifted = self.features[self.features["drifted"]].sort_values("score", ascending=False)
         missing = self.features[self.features["missing_increase"] > self.config.missing_increase]
-        return _plain({
+        return plain({
             "reference": _side(self.reference),
             "current": _side(self.current),
             "rows": {"reference": self.rows[0], "current": self.rows[1]},
@@ -142,23 +142,6 @@ class DriftResult:
 def _side(data: DriftData) -> dict[str, Any]:
     return {"label": data.label, "as_of": None if data.as_of is None else data.as_of.strftime("%Y-%m-%d"),
             "run_id": data.run_id, "model_name": data.model_name, "model_version": data.model_version}
-
-
-def _plain(value: Any) -> Any:
-    """Numpy and pandas scalars as JSON values; NaN and infinity as None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def contract_check_world(world: World, source: str) -> ContractCheck:
@@ -411,7 +394,7 @@ def save_drift(result: DriftResult, directory: Path) -> tuple[Path, Path]:
     table = result.features.reset_index()
     payload = {
         "summary": result.summary(),
-        "features": _plain(table.astype(object).where(table.notna(), None).to_dict(orient="records")),
+        "features": plain(table.astype(object).where(table.notna(), None).to_dict(orient="records")),
         "evidently": result.snapshot.dict(),
     }
     data.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
