@@ -129,3 +129,16 @@ def urban_rural_labels(codes: np.ndarray) -> np.ndarray:
     """Urban/rural codes back to their contract labels (None when missing)."""
     labels = np.array([*URBAN_RURAL, None], dtype=object)
     return labels[np.where(codes >= 0, codes, len(URBAN_RURAL))]
+
+
+def medical_oop(snap: Snapshot, months: int) -> np.ndarray:
+    """Out-of-pocket medical spending per household over claims discharged in the last ``months`` months
+    before T (yuan; 0 without claims)."""
+
+    def compute() -> np.ndarray:
+        table = snap.table("medical_claims")
+        recent = table["discharge_date"].to_numpy() >= snap.months_ago(months)
+        return snap.per_household(table["_h"].to_numpy()[recent],
+                                  table["out_of_pocket"].to_numpy(np.float64)[recent])
+
+    return snap.cached(f"medical_oop_{months}m", compute)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from doudi.contract import INCOME_SOURCES
-from features.common import per_capita, policy_value, ratio, standards
+from features.common import medical_oop, per_capita, policy_value, ratio, standards
 from features.registry import feature
 from features.snapshot import Snapshot
 
@@ -134,6 +134,22 @@ def income_pc_12m(snap: Snapshot) -> np.ndarray:
          description="income_pc_12m / the local monitoring line (county, urban/rural) in force at T.")
 def income_to_monitoring_line(snap: Snapshot) -> np.ndarray:
     return ratio(income_pc_12m(snap), standards(snap).monitoring_line)
+
+
+@feature(name="net_income_to_monitoring_line", group="income",
+         source=("income", "medical_claims", "members", "standards"), window_months=12, unit="ratio",
+         monotone=-1,
+         zh="扣除自付医疗费用后，人均年收入为当地防返贫监测线的{value:.0%}",
+         en="After out-of-pocket medical bills, per-capita annual income is {value:.0%} of the local "
+            "relapse-monitoring line",
+         label_zh="扣除医疗支出后的人均收入与监测线之比",
+         label_en="Net income relative to the monitoring line",
+         description="(household income of the last 12 known months, annualised, - out-of-pocket medical "
+                     "spending of the last 12 months) / household size / local monitoring line: the "
+                     "quantity the relapse label is judged on, as known at T. Can be negative.")
+def net_income_to_monitoring_line(snap: Snapshot) -> np.ndarray:
+    net = household_income_annual(snap) - medical_oop(snap, 12)
+    return ratio(per_capita(snap, net), standards(snap).monitoring_line)
 
 
 @feature(name="income_to_dibao_standard", group="income", source=("income", "members", "standards"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.common import capped_share, ratio, standards
+from features.common import capped_share, medical_oop, ratio, standards
 from features.income import household_income_annual
 from features.registry import feature
 from features.snapshot import Snapshot
@@ -23,14 +23,6 @@ def _claims(snap: Snapshot, months: int):
     return table.loc[table["discharge_date"].to_numpy() >= snap.months_ago(months)]
 
 
-def _oop(snap: Snapshot, months: int) -> np.ndarray:
-    def compute() -> np.ndarray:
-        claims = _claims(snap, months)
-        return snap.per_household(claims["_h"].to_numpy(), claims["out_of_pocket"].to_numpy(np.float64))
-
-    return snap.cached(f"medical_oop_{months}m", compute)
-
-
 @feature(name="medical_oop_3m", group="medical", source=("medical_claims",), window_months=3, unit="yuan",
          monotone=+1, fill=0.0,
          zh="近3个月家庭自付医疗费用{value:,.0f}元",
@@ -38,7 +30,7 @@ def _oop(snap: Snapshot, months: int) -> np.ndarray:
          label_zh="近3个月自付医疗费用", label_en="Out-of-pocket medical spending (3 months)",
          description="Sum of out_of_pocket over claims discharged in the 3 months before T.")
 def medical_oop_3m(snap: Snapshot) -> np.ndarray:
-    return _oop(snap, 3)
+    return medical_oop(snap, 3)
 
 
 @feature(name="medical_oop_12m", group="medical", source=("medical_claims",), window_months=12,
@@ -48,7 +40,7 @@ def medical_oop_3m(snap: Snapshot) -> np.ndarray:
          label_zh="近12个月自付医疗费用", label_en="Out-of-pocket medical spending (12 months)",
          description="Sum of out_of_pocket over claims discharged in the 12 months before T.")
 def medical_oop_12m(snap: Snapshot) -> np.ndarray:
-    return _oop(snap, 12)
+    return medical_oop(snap, 12)
 
 
 @feature(name="medical_oop_share_12m", group="medical", source=("medical_claims", "income"),
@@ -60,7 +52,7 @@ def medical_oop_12m(snap: Snapshot) -> np.ndarray:
                      "capped at 10; 0 without spending, 10 when spending meets zero income, NaN when "
                      "income is unknown (catastrophic health spending).")
 def medical_oop_share_12m(snap: Snapshot) -> np.ndarray:
-    return capped_share(_oop(snap, 12), household_income_annual(snap), SHARE_CAP)
+    return capped_share(medical_oop(snap, 12), household_income_annual(snap), SHARE_CAP)
 
 
 @feature(name="medical_oop_to_local_income", group="medical", source=("medical_claims", "standards"),
@@ -73,7 +65,7 @@ def medical_oop_share_12m(snap: Snapshot) -> np.ndarray:
          description="medical_oop_12m / last year's local per-capita disposable income (the yardstick "
                      "of the medical-bill trigger); NaN without a standard.")
 def medical_oop_to_local_income(snap: Snapshot) -> np.ndarray:
-    return ratio(_oop(snap, 12), standards(snap).disposable_income_last_year)
+    return ratio(medical_oop(snap, 12), standards(snap).disposable_income_last_year)
 
 
 @feature(name="medical_oop_trend", group="medical", source=("medical_claims",), window_months=12,
@@ -89,7 +81,7 @@ def medical_oop_to_local_income(snap: Snapshot) -> np.ndarray:
          description="Monthly mean out-of-pocket of the last 3 months minus that of the 9 months before "
                      "(an illness that costs more over time).")
 def medical_oop_trend(snap: Snapshot) -> np.ndarray:
-    recent, year = _oop(snap, 3), _oop(snap, 12)
+    recent, year = medical_oop(snap, 3), medical_oop(snap, 12)
     return recent / 3 - (year - recent) / 9
 
 

@@ -157,6 +157,8 @@ def test_income_levels_against_local_lines(table):
     # 9 x (3000 + 600) + 3 x 600 = 34,200 a year, 3 members -> 11,400 per person; line 8,000.
     assert h1["income_pc_12m"] == approx(11400)
     assert h1["income_to_monitoring_line"] == approx(11400 / 8000)
+    # Net of out-of-pocket medical spending over 12 months (2000 + 500, see test_medical): 31,700 / 3.
+    assert h1["net_income_to_monitoring_line"] == approx((34200 - 2500) / 3 / 8000)
     # Last 3 months: 600 a month / 3 persons = 200 per person; dibao 600 (June's row: July's starts at T).
     assert h1["income_to_dibao_standard"] == approx(200 / 600)
     assert h1["income_to_edge_line"] == approx(200 / (1.5 * 600))
@@ -165,6 +167,7 @@ def test_income_levels_against_local_lines(table):
     # annualised 7,500 / 6 x 12 = 15,000 for one person; urban line 10,000.
     assert h2["income_pc_12m"] == approx(15000)
     assert h2["income_to_monitoring_line"] == approx(1.5)
+    assert h2["net_income_to_monitoring_line"] == approx(1.5)  # no medical bills
     # Last 3 months 2024-02..04: (0 + 1500 + 1500) / 3 = 1000; urban dibao 800.
     assert h2["income_to_dibao_standard"] == approx(1000 / 800)
     assert math.isnan(table.loc["H3", "income_pc_12m"])
