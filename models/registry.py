@@ -94,7 +94,14 @@ def calibration_not_worse(evidence: Evidence) -> CheckResult:
                        + ("" if passed else ": challenger probabilities are less reliable"))
 
 
-DEFAULT_CHECKS: tuple[PromotionCheck, ...] = (precision_not_worse, calibration_not_worse)
+def fairness_not_worse(evidence: Evidence) -> CheckResult:
+    """The challenger flags no fairness group the champion does not (``monitoring.fairness``)."""
+    from monitoring.fairness import no_new_flagged_group
+
+    return no_new_flagged_group(evidence)
+
+
+DEFAULT_CHECKS: tuple[PromotionCheck, ...] = (precision_not_worse, calibration_not_worse, fairness_not_worse)
 
 
 def _alias(client: Any, model_name: str, alias: str) -> Any | None:
