@@ -36,7 +36,7 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
 def score_frame(model: RiskModel, features: pd.DataFrame) -> pd.DataFrame:
     """The pyfunc output for a feature frame, computed natively (same numbers as the registered model)."""
     margin = model.raw_score(features)
-    risk = model._calibrate(margin)
+    risk = model.probability_from_margin(margin)
     return pd.DataFrame({"risk": risk, "raw_score": margin, "tier": model.tier(risk).astype(str)},
                         index=features.index)
 

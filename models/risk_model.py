@@ -152,7 +152,7 @@ class RiskModel:
                                 "y": iso.y_thresholds_.tolist()}
         else:
             raise ValueError(f"unknown calibration {self.calibration!r}: use platt or isotonic")
-        self.tiers_ = tier_thresholds(y, self._calibrate(margin), self.tier_targets)
+        self.tiers_ = tier_thresholds(y, self.probability_from_margin(margin), self.tier_targets)
         return self
 
     # -------------------------------------------------------------------------------------- prediction
@@ -177,7 +177,8 @@ class RiskModel:
         """The booster's margin (log-odds before calibration)."""
         return self.booster_.predict(self._matrix(X), raw_score=True, num_threads=self._threads(len(X)))
 
-    def _calibrate(self, margin: np.ndarray) -> np.ndarray:
+    def probability_from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probability for raw margins (what ``predict_proba`` returns for the same rows)."""
         method = self.calibrator_["method"]
         if method == "platt":
             return _sigmoid(self.calibrator_["a"] * margin + self.calibrator_["b"])
@@ -187,7 +188,7 @@ class RiskModel:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of falling into hardship within the horizon (1-d, positive class)."""
-        return self._calibrate(self.raw_score(X))
+        return self.probability_from_margin(self.raw_score(X))
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         """Ranking score: the raw margin (same order as the probability, without isotonic's flat steps)."""
