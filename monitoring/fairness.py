@@ -42,7 +42,7 @@ ATTRIBUTE_LABELS = {
 RATES = {
     # rate: (numerator count, denominator count)
     "alert_rate": ("alerted", "size"),
-    "precision": ("tp", "alerted"),
+    "precision": ("tp", "alerted_labelled"),
     "fnr": ("fn", "positives"),
     "fpr": ("fp", "negatives"),
 }
@@ -145,7 +145,8 @@ def wilson_interval(successes: np.ndarray, trials: np.ndarray, *, confidence: fl
 
 def confusion_by_group(frame: pd.DataFrame, attributes: Sequence[str], *, label: str = "label",
                        alerted: str = "alerted") -> pd.DataFrame:
-    """Counts per (attribute, group): size, positives, negatives, alerted, tp, fp, fn, tn.
+    """Counts per (attribute, group): size, alerted, labelled, positives, negatives, alerted_labelled,
+    tp, fp, fn, tn.
 
     Rows whose label is missing count in ``size`` and ``alerted`` only.
     """
@@ -153,8 +154,9 @@ def confusion_by_group(frame: pd.DataFrame, attributes: Sequence[str], *, label:
     y = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=np.float64) if label in frame \
         else np.full(len(frame), np.nan)
     base = pd.DataFrame({
-        "size": 1, "alerted": flags.astype(int),
+        "size": 1, "alerted": flags.astype(int), "labelled": (~np.isnan(y)).astype(int),
         "positives": (y == 1).astype(int), "negatives": (y == 0).astype(int),
+        "alerted_labelled": (flags & ~np.isnan(y)).astype(int),
         "tp": (flags & (y == 1)).astype(int), "fp": (flags & (y == 0)).astype(int),
         "fn": (~flags & (y == 1)).astype(int), "tn": (~flags & (y == 0)).astype(int),
     }, index=frame.index)
