@@ -788,3 +788,290 @@ def labels_command(
             err_console.print(Text.assemble((f"cannot write {out}: ", "red"), str(error)))
             raise typer.Exit(1) from None
         console.print(f"Labels written to {out}")
+
+
+# --- monitoring (MONITORING engineer): doudi monitor drift | performance | fairness | reports ---------------
+monitor_app = typer.Typer(
+    help="Monitoring of the risk model: data and score drift, matured performance of past runs, fairness by "
+         "group. Reports are saved under <DOUDI_DATA_DIR>/monitoring and listed at "
+         "GET /v1/monitoring/reports.",
+    no_args_is_help=True,
+)
+app.add_typer(monitor_app, name="monitor")
+MonitorConfig = Annotated[Path | None, typer.Option(
+    "--config", help="Monitoring config YAML (default: the packaged monitoring/monitoring.yaml).")]
+FailOnFlag = Annotated[bool, typer.Option(
+    "--fail-on-flag", help="Exit with code 3 when the report is flagged (for scheduled jobs).")]
+MONITOR_DRIFT_HELP = (
+    "Compare a scoring run (or a features file or world) with the training snapshot of the champion: "
+    "per-feature drift (Evidently, method and threshold from the config), share of drifted features, score "
+    "distribution shift, missing values and the data-contract check.\n\n"
+    "SPEC is champion, challenger or model:VERSION (the model's training snapshot), run:ID (a stored "
+    "scoring run; its features are rebuilt from --world), a .parquet features file, or a world folder (with "
+    "--as-of). "
+    "Saves drift.html and drift.json, records a report row, and flags the run when drift passes the "
+    "configured level."
+)
+
+
+def _monitor_config(path: Path | None):
+    """The monitoring config, or a clear message and exit code 1."""
+    import yaml
+    from pydantic import ValidationError
+
+    from monitoring.config import load_config
+
+    try:
+        return load_config(path)
+    except (ValidationError, OSError, yaml.YAMLError) as error:
+        err_console.print(f"[red]{path or 'monitoring config'}: not a valid monitoring config.[/red]")
+        err_console.print(str(error), markup=False)
+        raise typer.Exit(1) from None
+
+
+def _monitor_flags(flags: list[str], *, fail_on_flag: bool, what: str) -> None:
+    from rich.markup import escape
+
+    if not flags:
+        console.print(f"[green]{what}: not flagged[/green]")
+        return
+    console.print(f"[bold red]{what}: FLAGGED[/bold red]")
+    for flag in flags:
+        console.print(f"  • {escape(flag)}")
+    if fail_on_flag:
+        raise typer.Exit(3)
+
+
+def _monitor_progress():
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err_console, transient=True)
+
+
+@monitor_app.command("drift", help=MONITOR_DRIFT_HELP)
+def monitor_drift_command(
+    current: Annotated[str, typer.Option("--current", help="What to check: run:ID, a .parquet file, a world "
+                                                           "folder (with --as-of), or a model.")],
+    reference: Annotated[str, typer.Option(
+        "--reference", help="What to compare with (default: the champion's training snapshot)."
+    )] = "champion",
+    world: Annotated[Path | None, typer.Option("--world", help="World folder to rebuild a run's features "
+                                                               "from.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="As-of date for a world folder, "
+                                                              "YYYY-MM-DD.")] = None,
+    config: MonitorConfig = None,
+    fail_on_flag: FailOnFlag = False,
+) -> None:
+    """Drift of a scoring run against the training snapshot (see MONITOR_DRIFT_HELP)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.io import ContractError
+    from doudi.settings import Settings
+    from monitoring.jobs import run_drift
+    from monitoring.sources import SourceError
+
+    cfg = _monitor_config(config)
+    when = _as_of(as_of) if as_of else None
+    try:
+        with _monitor_progress() as progress:
+            progress.add_task(f"drift: {reference} vs {current} (Evidently)", total=None)
+            result, saved = run_drift(reference, current, settings=Settings(), config=cfg, world_dir=world,
+                                      as_of=when)
+    except SourceError as error:
+        err_console.print(f"[red]{escape(str(error))}[/red]")
+        raise typer.Exit(1) from None
+    except ContractError as error:
+        err_console.print(f"[red]{world}: the data does not follow the contract.[/red]")
+        err_console.print(str(error), markup=False)
+        raise typer.Exit(1) from None
+    summary = result.summary()
+    head = Table(title=f"Drift: {escape(result.current.label)} vs {escape(result.reference.label)}",
+                 title_justify="left", show_header=False)
+    head.add_column("")
+    head.add_column("", justify="right")
+    head.add_row("households (reference / current)", f"{result.rows[0]:,} / {result.rows[1]:,}")
+    head.add_row("drifted features",
+                 f"{result.n_drifted} of {len(result.features)} ({result.drifted_share:.0%})")
+    if result.score is not None:
+        s = result.score
+        head.add_row(f"score drift ({s['method']}, threshold {s['threshold']})",
+                     f"{s['value']:.3f} ({'drifted' if s['drifted'] else 'stable'})")
+        head.add_row("mean risk (reference -> current)",
+                     f"{s['reference_mean']:.3f} -> {s['current_mean']:.3f}")
+    contract = summary["contract"]
+    if contract is not None:
+        head.add_row("data contract (errors / warnings)",
+                     f"{contract['errors']:,} / {contract['warnings']:,}")
+    console.print(head)
+    drifted = result.features[result.features["drifted"]].sort_values("score", ascending=False)
+    if len(drifted):
+        table = Table(title="Drifted features", title_justify="left")
+        for name in ("feature", "group", "method", "score", "threshold", "missing ref -> cur", "note"):
+            left = name in ("feature", "group", "method", "note")
+            table.add_column(name, justify="left" if left else "right")
+        for name, row in drifted.head(20).iterrows():
+            table.add_row(name, row["group"], row["method"], f"{row['score']:.3f}", f"{row['threshold']:g}",
+                          f"{row['missing_reference']:.0%} -> {row['missing_current']:.0%}", row["note"])
+        console.print(table)
+    console.print(f"Report {saved.report_id}: {saved.html} and {saved.json}")
+    _monitor_flags(result.flags, fail_on_flag=fail_on_flag, what="drift")
+
+
+@monitor_app.command("performance")
+def monitor_performance_command(
+    directory: Annotated[Path, typer.Argument(help="The newer world folder: records that arrived since the "
+                                                   "runs.")],
+    run: Annotated[list[int] | None, typer.Option("--run", help="Only this scoring run (repeat for "
+                                                                "several).")] = None,
+    feedback: Annotated[Path | None, typer.Option(
+        "--feedback", help="Verified case outcomes (doudi feedback export), added to the database's."
+    )] = None,
+    config: MonitorConfig = None,
+    fail_on_flag: FailOnFlag = False,
+) -> None:
+    """Matured performance of past scoring runs whose label window has passed.
+
+    Labels come from the newer world (doudi.labels) and from verified case outcomes; per run:
+    precision@k, recall@k, PR-AUC, calibration (reliability table), the alerts' confirmed-hardship rate.
+    Stores one report per run, prints the trend, flags drops beyond the configured margins.
+    """
+    import pandas as pd
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from models.evaluate import k_label
+    from monitoring.jobs import run_performance
+
+    cfg = _monitor_config(config)
+    extra = None
+    if feedback is not None:
+        try:
+            extra = pd.read_parquet(feedback)
+        except (OSError, ValueError) as error:
+            err_console.print(f"[red]cannot read {feedback}: {escape(str(error))}[/red]")
+            raise typer.Exit(1) from None
+    world = _load(directory)
+    with _monitor_progress() as progress:
+        task = progress.add_task("matured performance", total=None)
+        try:
+            saved, pending, history = run_performance(
+                world, settings=Settings(), config=cfg, run_ids=run or None, feedback=extra,
+                progress=lambda step: progress.update(task, description=f"matured performance: {step}"))
+        except ValueError as error:
+            err_console.print(f"[red]{escape(str(error))}[/red]")
+            raise typer.Exit(1) from None
+    k = k_label(0.05) if 0.05 in cfg.performance.k_values else k_label(cfg.performance.k_values[0])
+    columns = (f"precision_at_{k}", f"recall_at_{k}", "pr_auc", "ece", "alert_label_rate",
+               "alert_confirmed_rate")
+    if len(history):
+        table = Table(title="Matured performance by scoring run", title_justify="left")
+        table.add_column("run", justify="right")
+        table.add_column("as of")
+        table.add_column("model")
+        for name in columns:
+            table.add_column(name.replace("_", " "), justify="right")
+        table.add_column("flag")
+        for run_id, row in history.iterrows():
+            cells = []
+            for name in columns:
+                value, change = row.get(name), row.get(f"{name}_change")
+                text = "" if value is None or pd.isna(value) else f"{value:.3f}"
+                if text and change is not None and not pd.isna(change):
+                    text += f" ({change:+.3f})"
+                cells.append(text)
+            table.add_row(str(run_id), f"{row['as_of']:%Y-%m-%d}", f"v{row['model_version']}", *cells,
+                          "[red]flagged[/red]" if row["flagged"] else "")
+        console.print(table)
+    if len(pending):
+        waiting = ", ".join(f"{r.run_id} (needs data through {r.needs_data_through})"
+                            for r in pending.itertuples())
+        console.print(f"Not matured yet (data through {pending['data_through'].iloc[0]}): {waiting}")
+    if not saved:
+        console.print("No scoring run has matured yet." if not len(history) else "No newly matured run.")
+        return
+    flags = [f"run {result.run_id}: {flag}" for result, _ in saved for flag in result.flags]
+    for result, where in saved:
+        console.print(f"Run {result.run_id}: report {where.report_id} in {where.directory}")
+    _monitor_flags(flags, fail_on_flag=fail_on_flag, what="matured performance")
+
+
+@monitor_app.command("fairness")
+def monitor_fairness_command(
+    directory: Annotated[Path, typer.Argument(help="World folder (newer than the run for precision, FNR and "
+                                                   "FPR).")],
+    run: Annotated[int | None, typer.Option("--run", help="Scoring run to audit (default: the latest batch "
+                                                          "run).")] = None,
+    config: MonitorConfig = None,
+    fail_on_flag: FailOnFlag = False,
+) -> None:
+    """Fairness of a scoring run by group: county, urban/rural, ethnic-minority household, household with a
+    disabled member, female-headed, elderly-headed.
+
+    Per group: size, alert rate, precision, false-negative and false-positive rates with Wilson intervals, and
+    the FNR ratio to the reference group; outside the configured band it is flagged (small groups show their
+    size and interval only).
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from monitoring.fairness import ATTRIBUTE_LABELS, audit_records, describe_rate, describe_ratio
+    from monitoring.jobs import run_fairness
+    from monitoring.sources import SourceError
+
+    cfg = _monitor_config(config)
+    world = _load(directory)
+    try:
+        with _monitor_progress() as progress:
+            progress.add_task("fairness audit", total=None)
+            table, summary, saved = run_fairness(world, run, settings=Settings(), config=cfg)
+    except (SourceError, ValueError) as error:
+        err_console.print(f"[red]{escape(str(error))}[/red]")
+        raise typer.Exit(1) from None
+    low, high = cfg.fairness.band
+    title = f"Fairness of run {summary['run_id']} ({summary['as_of']}); FNR ratio band [{low}, {high}]"
+    out = Table(title=title, title_justify="left")
+    for name in ("attribute", "group", "size", "alert rate", "precision", "FNR", "FNR ratio", "FPR", ""):
+        out.add_column(name, justify="left" if name in ("attribute", "group", "") else "right")
+    for row in audit_records(table):
+        mark = "[red]flagged[/red]" if row["flagged"] else ("small" if row["small"] else "")
+        out.add_row(ATTRIBUTE_LABELS.get(row["attribute"], row["attribute"]), escape(str(row["group"])),
+                    f"{row['size']:,}", describe_rate(row, "alert_rate"), describe_rate(row, "precision"),
+                    describe_rate(row, "fnr"), describe_ratio(row, "fnr"), describe_rate(row, "fpr"), mark)
+    console.print(out)
+    if not summary["labelled"]:
+        console.print("The run's label window has not passed yet: only sizes and alert rates are known.")
+    console.print(f"Report {saved.report_id}: {saved.html} and {saved.json}")
+    flags = [f"{item}" for item in summary["flagged_groups"]]
+    _monitor_flags(flags, fail_on_flag=fail_on_flag, what="fairness")
+
+
+@monitor_app.command("reports")
+def monitor_reports_command(
+    kind: Annotated[str | None, typer.Option("--kind", help="drift, performance or fairness.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+) -> None:
+    """List the stored monitoring reports, newest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from serving.db import make_engine, session_factory, upgrade
+    from serving.monitoring_routes import list_reports
+
+    engine = make_engine(Settings().resolved_database_url())
+    upgrade(engine)
+    with session_factory(engine)() as session:
+        total, rows = list_reports(session, kind=kind, limit=limit)
+    engine.dispose()
+    table = Table(title=f"Monitoring reports ({len(rows)} of {total})", title_justify="left")
+    for name in ("id", "kind", "created", "run", "as of", "model", "flagged", "file"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(str(row.id), row.kind, f"{row.created_at:%Y-%m-%d %H:%M}", str(row.run_id or ""),
+                      str(row.as_of or ""), f"{row.model_name or ''} v{row.model_version or ''}",
+                      "[red]yes[/red]" if row.flagged else "no", escape(row.html_path or ""))
+    console.print(table)

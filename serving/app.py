@@ -313,5 +313,8 @@ def create_app(
                 "tiers": dict(getattr(risk_model, "tiers_", {})), "metrics": model.metrics,
                 "card": model.card}
 
+    from serving.monitoring_routes import router as monitoring_router
+
+    app.include_router(monitoring_router)  # GET /v1/monitoring/reports (issue 6)
     app.state.started_at = time.time()
     return app
