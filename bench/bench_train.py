@@ -8,7 +8,9 @@ shown but are not part of the target. A baseline size (10k) is measured in the s
 says how training scales on this machine today.
 
 Layout (a valid rolling origin on a 36-month world): train T = 2023-07 .. 2024-06 (12 snapshots),
-validation 2024-12, calibration 2025-01, test 2025-07 (lead-time lists 2025-07 .. 2025-12).
+validation 2024-12, calibration 2025-01, test 2025-07 (lead-time lists 2025-07 .. 2025-12). Worlds are
+generated in shards of at most ``--shard`` households (seeds seed, seed + 1, ...) and their snapshots
+stacked: the training stage sees N households x 12 snapshots either way.
 
     .venv/bin/python bench/bench_train.py                 # 100k vs 10k
     .venv/bin/python bench/bench_train.py --households 20000 --baseline 5000
@@ -33,20 +35,48 @@ def bench_config(threads: int):
     return TrainConfig.model_validate(data)
 
 
-def measure(households: int, *, months: int, seed: int, threads: int) -> dict[str, float]:
-    """Seconds per stage for one world size."""
+def _sharded_splits(households: int, *, shard: int, months: int, seed: int, config):
+    """Snapshots of ``households`` households built from worlds of at most ``shard`` households.
+
+    Shard i is ``generate_world(size, months, seed + i)``; its household ids get the prefix ``s<i>-``.
+    Features and labels are per household (plus region tables), so the stacked snapshots are those of
+    one world with several groups of counties; it bounds memory and the generator's per-world size.
+    """
+    from dataclasses import replace
+
+    import pandas as pd
+
     from doudi.world import generate_world
-    from models.dataset import build_splits, feature_info
+    from models.dataset import SPLITS, build_splits
+
+    parts, generate_s, snapshots_s = [], 0.0, 0.0
+    sizes = [min(shard, households - start) for start in range(0, households, shard)]
+    for i, size in enumerate(sizes):
+        start = time.perf_counter()
+        world = generate_world(size, months, seed + i)
+        generate_s += time.perf_counter() - start
+        start = time.perf_counter()
+        splits = build_splits(world, config)
+        snapshots_s += time.perf_counter() - start
+        names = (*SPLITS, "lead")
+        prefix = f"s{i}-"
+        parts.append({
+            name: splits.frame(name).assign(household_id=prefix + splits.frame(name)["household_id"])
+            for name in names
+        })
+    merged = {name: pd.concat([part[name] for part in parts], ignore_index=True) for name in names}
+    return replace(splits, **merged), generate_s, snapshots_s
+
+
+def measure(households: int, *, shard: int, months: int, seed: int, threads: int) -> dict[str, float]:
+    """Seconds per stage for one size."""
+    from models.dataset import feature_info
     from models.train import evaluate_models, fit_models
 
     config = bench_config(threads)
     out: dict[str, float] = {"households": float(households)}
-    start = time.perf_counter()
-    world = generate_world(households, months, seed)
-    out["generate_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    splits = build_splits(world, config)
-    out["snapshots_s"] = time.perf_counter() - start
+    splits, out["generate_s"], out["snapshots_s"] = _sharded_splits(households, shard=shard, months=months,
+                                                                   seed=seed, config=config)
     out["train_rows"] = float(len(splits.train))
     info = feature_info(config.features)
     start, cpu = time.perf_counter(), time.process_time()
@@ -69,6 +99,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="LightGBM threads (the target is 2 cores).")
+    parser.add_argument("--shard", type=int, default=25_000, help="Households per generated world.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
 
@@ -82,7 +113,7 @@ def main() -> None:
     rows = []
     for size in (args.baseline, args.households):
         console.print(f"measuring {size:,} households x {args.months} months ...")
-        rows.append(measure(size, months=args.months, seed=args.seed, threads=args.threads))
+        rows.append(measure(size, shard=args.shard, months=args.months, seed=args.seed, threads=args.threads))
     base, big = rows
     table = Table(title=f"Training: {args.households:,} vs {args.baseline:,} households, 12 snapshots")
     table.add_column("stage")

@@ -92,7 +92,7 @@ def _markdown_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
         if pd.api.types.is_scalar(value) and pd.isna(value):
             return ""
         if isinstance(value, float | np.floating):
-            return f"{value:.{digits}f}"
+            return f"{value:.0f}" if float(value).is_integer() else f"{value:.{digits}f}"
         return str(value)
 
     header = "| " + " | ".join(str(c) for c in [frame.index.name or "", *frame.columns]) + " |"
@@ -142,9 +142,9 @@ comparison, village review, public notice, township and county approval).
 - Input tables fingerprint `{data_fingerprint}`; training config hash `{config_hash}`.
 - {len(features)} features from feature registry version `{registry_version}`; every feature at as-of T uses
   only records known (recorded) before T.
-- Label: within (T, T + {horizon_months} months] the household's per-capita net income (trailing 12 months,
-  less out-of-pocket medical spending) falls below its local monitoring line, or it newly enters
-  dibao/特困, or it receives temporary assistance.
+- Label (see `doudi/labels.py`): in one of the {horizon_months} months from T (T's month on) the
+  household's per-capita net income (trailing 12 months, less out-of-pocket medical spending) falls
+  below its local monitoring line, or it newly enters dibao/特困, or it receives temporary assistance.
 - Splits by date (rolling origin; no training label window reaches the validation or calibration
   period, no validation/calibration window reaches the test period):
 
