@@ -8,6 +8,10 @@ by region-code prefix apply). A missing feature value never fires a condition.
 Severity of a fired condition, in [0, 1]: below a line ``t``: ``(t - x) / t`` (how far below); above a
 threshold ``t > 0``: ``1 - t / x`` (how far past it); above zero (counts): ``x / (1 + x)``.
 
+The medical trigger uses ``medical_trigger_share`` (50 %, the share the policy sets for lifted-out
+households) for every household, as the issue's baseline does; the policy's 100 % for other rural
+residents (``medical_trigger_share_other``) would fire for fewer households.
+
 The price-linkage trigger (CPI y/y >= 3.5 % or food CPI y/y >= 6 %) is evaluated and shown, but it is
 not counted by the rule baseline (``ranks=False``): it fires for every household of a region in the same
 month, so counting it would lift whole regions up the list without telling households apart.

@@ -36,6 +36,7 @@ Nothing is recommended that the household already receives (ongoing dibao, ç‰¹å›
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -391,9 +392,13 @@ def recommend(facts: pd.DataFrame) -> pd.Series:
     """The recommended programmes of each household (a list of dicts with programme, zh, en, rule_zh,
     rule_en, figures, monthly_amount in yuan/month for monthly programmes, person_ids)."""
     out: dict[str, list[dict[str, Any]]] = {h: [] for h in facts.index}
-    for programme, make in RULES.items():
-        for row in facts[facts[programme].to_numpy(bool)].itertuples():  # only the qualifying rows
-            out[row.Index].append({"programme": programme, **make(row)})
+    fired = facts[list(RULES)].to_numpy(bool)
+    qualifying = facts[fired.any(axis=1)]
+    # One plain record per qualifying household (itertuples would build a namedtuple class per call).
+    rows = {h: SimpleNamespace(Index=h, **values) for h, values in qualifying.to_dict("index").items()}
+    for j, (programme, make) in enumerate(RULES.items()):
+        for h in facts.index[fired[:, j]]:  # formatting only, for the qualifying rows
+            out[h].append({"programme": programme, **make(rows[h])})
     return pd.Series([out[h] for h in facts.index], index=facts.index, dtype=object, name="recommendations")
 
 

@@ -79,10 +79,16 @@ def rank_order(risk: np.ndarray, n_triggers: np.ndarray, household_ids: pd.Index
     return np.lexsort((tie, -n_triggers.astype(np.float64), -np.nan_to_num(risk, nan=-np.inf)))
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: NaN, NA and NaT become None."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value
+
+
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain JSON values (NaN and NA -> None)."""
-    plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict("records")  # type: ignore[return-value]
+    return [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict("records")]
 
 
 def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
