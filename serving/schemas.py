@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from doudi.contract import TABLES, Column, Table
-from doudi.io import World, finalize_dtypes
+from doudi.io import World
 from serving.errors import InvalidInput
 
 MAX_HOUSEHOLDS = 1000
@@ -101,18 +101,19 @@ def _typed_column(column: Column, values: list[Any]) -> Any:
                         dtype="datetime64[ns]")
     if column.dtype == "float":
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    # As doudi.io.finalize_dtypes does: plain numpy where the column cannot be (and is not) missing.
+    plain = not column.nullable and None not in values
     if column.dtype == "int":
-        return pd.array(values, dtype="Int64")
-    return pd.array(values, dtype="boolean")
+        return np.array(values, dtype=np.int64) if plain else pd.array(values, dtype="Int64")
+    return np.array(values, dtype=bool) if plain else pd.array(values, dtype="boolean")
 
 
 def _frame(table: Table, rows: list[dict[str, Any]]) -> pd.DataFrame:
     names = [c.name for c in table.columns if c.name != "id_number"]
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {name: _typed_column(table.column(name), [row.get(name) for row in rows]) for name in names},
         index=pd.RangeIndex(len(rows)),
     )
-    return finalize_dtypes(table, frame)
 
 
 @dataclass
@@ -185,24 +186,26 @@ def request_world(
         world[name] = _frame(table, rows[name])
     where = {name: np.array(o, dtype=np.int64).reshape(-1, 2) for name, o in origins.items()}
 
+    # Keys and references over the parsed rows (already Python objects: cheaper than pandas for a call).
     for name, table in TABLES.items():
-        frame = world[name]
-        if name not in rows or not len(frame) or (name in REFERENCE_TABLES and not where[name].size):
-            continue
-        key = [c for c in table.primary_key if c in frame]
-        duplicated = frame.duplicated(key, keep="first").to_numpy()
-        for pos in np.flatnonzero(duplicated):
-            problems.append(_problem(name, tuple(where[name][pos]), ",".join(key), "duplicate_key",
-                                     "a record with the same key appears earlier in the call"))
+        submitted = rows[name] if name not in REFERENCE_TABLES or where[name].size else []
+        seen: set[tuple[Any, ...]] = set()
+        for pos, row in enumerate(submitted):
+            key = tuple(row.get(c) for c in table.primary_key)
+            if key in seen:
+                problems.append(_problem(name, tuple(where[name][pos]), ",".join(table.primary_key),
+                                         "duplicate_key",
+                                         "a record with the same key appears earlier in the call"))
+            seen.add(key)
         for fk in table.foreign_keys:
-            if fk.prefix is not None or fk.area:  # area codes: checked by `doudi validate`, not per call
+            if fk.prefix is not None or fk.area or not submitted:  # area codes: `doudi validate` checks them
                 continue
-            values = frame[fk.column]
-            known = pd.Index(world[fk.ref_table][fk.ref_column].astype(str))
-            missing = values.notna().to_numpy() & ~values.astype(str).isin(known).to_numpy()
-            for pos in np.flatnonzero(missing):
-                problems.append(_problem(name, tuple(where[name][pos]), fk.column, "foreign_key",
-                                         f"refers to a {fk.ref_table} record that is not in the call"))
+            known = set(world[fk.ref_table][fk.ref_column].astype(str).tolist())
+            for pos, row in enumerate(submitted):
+                value = row.get(fk.column)
+                if value is not None and str(value) not in known:
+                    problems.append(_problem(name, tuple(where[name][pos]), fk.column, "foreign_key",
+                                             f"refers to a {fk.ref_table} record that is not in the call"))
     if problems:
         raise InvalidInput(f"{len(problems)} problem(s) in the submitted records", detail=problems)
 
