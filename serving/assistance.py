@@ -4,8 +4,8 @@ Each rule reads the policy ratios (``doudi/policy.yaml``, per region), the local
 T and the household's records known before T, and states the figures it used, so that a social worker
 can check it by hand. A person decides; these are pointers to the programmes to verify.
 
-Income figures come from the feature builders' own helpers (the same standard in force and the same
-"mean of the last 3 known months" per-capita income as ``income_to_dibao_standard``), so a
+Income figures come from the features themselves (``dibao_standard``, and per-capita monthly income =
+``income_to_dibao_standard`` x ``dibao_standard``, the mean of the last 3 known months), so a
 recommendation never disagrees with the features and triggers shown beside it.
 
 Worked example (dibao by difference): a household of 3 whose monthly income over its last 3 known months
@@ -98,8 +98,8 @@ def _persons(known: World, ids: pd.Index, as_of: pd.Timestamp, policy: pd.DataFr
     })
 
 
-def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig, *,
-                    encoded: Any = None) -> pd.DataFrame:
+def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig
+                    ) -> pd.DataFrame:
     """The figures every rule reads, one row per household of ``features`` (its index), as of T.
 
     Args:
@@ -107,45 +107,49 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
         as_of: T; only records known before T count.
         features: ``build_features`` output for the households to advise (any subset of the world).
         policy: policy configuration.
-        encoded: the ``features.encode_world`` result already built for ``world`` (saves re-encoding).
     """
-    from features.common import household_size, standards
-    from features.income import income_pc_month_3m, income_windows
-    from features.snapshot import Snapshot, encode_world, known_before, month_index
+    from features.snapshot import known_before, month_index, timestamp_month
 
-    encoded = encoded if encoded is not None else encode_world(world, policy=policy)
-    snap = Snapshot(encoded, as_of)
     ids = pd.Index(features.index.astype(str), name="household_id")
-    pos = snap.ids.get_indexer(ids)
-    if (pos < 0).any():
-        raise KeyError(f"households not in the world: {list(ids[pos < 0][:5])}")
+    homes = world["households"]
+    homes = homes[homes["household_id"].astype(str).isin(ids)]
+    villages = pd.Series(homes["village_code"].astype(str).to_numpy(),
+                         index=homes["household_id"].astype(str).to_numpy())
+    if not ids.isin(villages.index).all():
+        raise KeyError(f"households not in the world: {list(ids[~ids.isin(villages.index)][:5])}")
+    villages = villages.reindex(ids)
+
+    # From the features themselves (the same standard in force and the same 3-month income window):
+    # per-capita monthly income = income_to_dibao_standard x dibao_standard.
+    std = features["dibao_standard"].to_numpy(np.float64)
+    pc_income = features["income_to_dibao_standard"].to_numpy(np.float64) * std
+    # The household's latest known income month, from the staleness feature.
+    staleness = features["income_staleness_months"].to_numpy(np.float64)
+    last = pd.Series(timestamp_month(as_of) - 1 - staleness, index=ids)
 
     # Working members: distinct people with wage income in the household's last 3 known months (the
-    # window of income_pc_month_3m). Person ids are not in the encoded income table: read the contract form.
-    last = pd.Series(income_windows(snap).last[pos], index=ids)
-    income = world.get("income")
+    # window of the income features); person ids come from the contract-form records.
+    wanted = {name: world[name][world[name]["household_id"].astype(str).isin(ids)]
+              for name in ("members", "income", "medical_claims", "assistance", "assets", "disaster_losses")
+              if name in world}
+    known = known_before(wanted, as_of)
     working = pd.Series(0, index=ids)
+    income = known.get("income")
     if income is not None and len(income):
-        mine = income[income["household_id"].astype(str).isin(ids) & (income["source"] == "wage")
-                      & income["person_id"].notna() & (income["amount"] > 0)]
-        mine = known_before({"income": mine}, as_of)["income"]
-        if len(mine):
-            household = mine["household_id"].astype(str)
-            recent = month_index(mine["month"]) >= last.reindex(household).to_numpy() - 2
-            pairs = pd.DataFrame({"h": household[recent], "p": mine["person_id"][recent]}).drop_duplicates()
-            working = pairs.groupby("h").size().reindex(ids, fill_value=0)
+        wages = income[(income["source"] == "wage") & income["person_id"].notna() & (income["amount"] > 0)]
+        household = wages["household_id"].astype(str)
+        recent = month_index(wages["month"]) >= last.reindex(household).to_numpy() - 2
+        pairs = pd.DataFrame({"h": household[recent], "p": wages["person_id"][recent]}).drop_duplicates()
+        working = pairs.groupby("h").size().reindex(ids, fill_value=0)
 
-    villages = pd.Series(snap.table("households")["village_code"], dtype=object).iloc[pos].set_axis(ids)
     policy_rows = _policy_table(villages, policy)
-    known = known_before({name: world[name] for name in ("members", "medical_claims", "assistance", "assets",
-                                                         "disaster_losses") if name in world}, as_of)
     persons = _persons(known, ids, as_of, policy_rows)
     by_household = persons.groupby("household_id")
 
     frame = pd.DataFrame({
-        "members": household_size(snap)[pos],
-        "dibao_standard": standards(snap).dibao_standard[pos],
-        "pc_income": income_pc_month_3m(snap)[pos],
+        "members": features["household_size"].to_numpy(np.float64),
+        "dibao_standard": std,
+        "pc_income": pc_income,
         "working": working.to_numpy(np.float64),
     }, index=ids)
     frame = frame.join(policy_rows)
@@ -402,7 +406,7 @@ def recommend(facts: pd.DataFrame) -> pd.Series:
     return pd.Series([out[h] for h in facts.index], index=facts.index, dtype=object, name="recommendations")
 
 
-def recommend_for(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig, *,
-                  encoded: Any = None) -> pd.Series:
+def recommend_for(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig
+                  ) -> pd.Series:
     """:func:`recommend` of :func:`household_facts`: the recommendations for the rows of ``features``."""
-    return recommend(household_facts(world, as_of, features, policy, encoded=encoded))
+    return recommend(household_facts(world, as_of, features, policy))

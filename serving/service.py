@@ -247,8 +247,8 @@ def score_world(
         scores.loc[shown, "features"] = snapshot.to_numpy()
     step("explain")
     if len(shown):
-        scores.loc[shown, "recommendations"] = recommend_for(world, as_of, frame.loc[shown], policy,
-                                                             encoded=encoded).to_numpy()
+        scores.loc[shown, "recommendations"] = recommend_for(world, as_of, frame.loc[shown],
+                                                             policy).to_numpy()
     step("assistance")
 
     batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
