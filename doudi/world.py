@@ -157,6 +157,7 @@ _CANCER, _STROKE, _KIDNEY, _MENTAL = 1, 2, 3, 4
 _SERIOUS_DIAG = {_CANCER: _DIAG["cancer"], _STROKE: _DIAG["stroke"], _KIDNEY: _DIAG["chronic_kidney"],
                  _MENTAL: _DIAG["mental"]}
 
+_CANCER_SURGERY = 3  # months from a cancer diagnosis to the operation (work stops, bills peak)
 _CASUAL = 0.2  # a farmer's expected casual earnings as a share of a local wage
 MIN_WAGE = 1800.0  # unemployment benefit is 80 % of it
 DEPOSIT_LIMIT_MONTHS = 24  # policy.yaml deposit_limit_months
@@ -735,17 +736,18 @@ class _Simulation:
         self.sick_k = self.sick_k + (self.sick > 0)
         self.sick[onset], self.sick_k[onset] = kind, 0
         self.sick_len[onset] = np.select([kind == _CANCER, kind == _STROKE],
-                                         [rng.integers(7, 16, len(onset)), rng.integers(2, 5, len(onset))],
+                                         [rng.integers(9, 18, len(onset)), rng.integers(2, 5, len(onset))],
                                          default=10_000)
         k = self.sick_k
         sick = self.sick
         # Costs build up: cancer diagnosis, then surgery, then chemotherapy cycles that cost more each month.
         cancer = np.flatnonzero(sick == _CANCER)
         kc = k[cancer]
-        cost = np.select([kc == 0, kc <= 2], [rng.uniform(4000, 12000, len(cancer)),
-                                              rng.uniform(25000, 60000, len(cancer))],
-                         default=rng.uniform(8000, 18000, len(cancer)) * (1 + 0.07 * kc))
-        claim(cancer, _DIAG["cancer"], cost, kc > 0, True)
+        cost = np.select([kc == 0, kc <= _CANCER_SURGERY - 1, kc == _CANCER_SURGERY],
+                         [rng.uniform(3000, 8000, len(cancer)), rng.uniform(5000, 12000, len(cancer)),
+                          rng.uniform(30000, 60000, len(cancer))],
+                         default=rng.uniform(8000, 18000, len(cancer)) * (1 + 0.07 * (kc - _CANCER_SURGERY)))
+        claim(cancer, _DIAG["cancer"], cost, kc >= _CANCER_SURGERY, True)
         stroke = np.flatnonzero(sick == _STROKE)
         ks = k[stroke]
         claim(stroke, _DIAG["stroke"], np.where(ks == 0, rng.uniform(30000, 80000, len(stroke)),
@@ -836,7 +838,7 @@ class _Simulation:
                                   recorded=discharge + lag)
         oop_h = np.bincount(home, weights=oop, minlength=H)
         shock = np.zeros(H, bool)
-        shock[home[(serious & (oop > 3000)) | (oop > 8000)]] = True
+        shock[home[oop > 8000]] = True
         return oop_h, shock
 
     def _births(self, t: int, day0: np.datetime64, days: int) -> None:
@@ -867,9 +869,15 @@ class _Simulation:
         shock = np.array([c.job_shock[2] if c.job_shock[0] <= t <= c.job_shock[1] else 1.0 for c in COUNTIES])
         returns = np.array([c.return_shock[2] if c.return_shock[0] <= t <= c.return_shock[1] else 1.0
                             for c in COUNTIES])
-        sick_out = (self.sick > 0) & ((self.sick != _KIDNEY) | (rng.random(P) < 0.5)) & (self.sick_k >= 1)
+        # Out of work: a cancer patient once the surgery comes (working less before), a stroke at once,
+        # kidney failure half the months, mental illness after the first month.
+        cancer = self.sick == _CANCER
+        intensive = np.where(cancer, self.sick_k >= _CANCER_SURGERY, self.sick_k >= 1) | (self.sick == _STROKE)
+        sick_out = (self.sick > 0) & ((self.sick != _KIDNEY) | (rng.random(P) < 0.5)) & intensive
+        self._sick_less = cancer & (self.sick_k >= 1) & ~intensive
         # A carer: the spouse or head of a seriously ill person in the intensive phase.
-        ill_home = np.bincount(self.p_h, weights=(self.sick > 0) & (self.sick_k <= 6), minlength=self.H) > 0
+        caring = (self.sick > 0) & intensive & (self.sick_k <= _CANCER_SURGERY + 6)
+        ill_home = np.bincount(self.p_h, weights=caring, minlength=self.H) > 0
         couple = np.isin(self.p_relation, (_REL["head"], _REL["spouse"]))
         carer = ill_home[self.p_h] & (self.sick == 0) & couple
         local = self.job == _LOCAL
@@ -1023,7 +1031,8 @@ class _Simulation:
         cm = self.calendar[t]
         rows: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []  # household, person, source, amount
         at_work = ~self._sick_out & (self.off_work == 0)
-        share = np.where(self._carer & (self.job == _LOCAL), 0.6, 1.0) * at_work
+        share = np.where(self._carer & (self.job == _LOCAL), 0.6, 1.0) * np.where(self._sick_less, 0.6, 1.0)
+        share *= at_work
         bonus = np.where((cm == 1) & (self.job == _MIGRANT), rng.uniform(1.3, 1.8, P), 1.0)
         wage = self.wage * share * bonus * rng.lognormal(0, 0.07, P)
         paid = np.isin(self.job, (_LOCAL, _MIGRANT)) & (wage > 0)
@@ -1101,7 +1110,9 @@ class _Simulation:
             self._check_assets(starting, day0 - rng.integers(20, 50, len(starting)))
         # Applications: eligible households apply with some chance; approval takes 2-4 months.
         eligible = (seen < std) & assets_ok & ~on_main & (self.pending < 0) & ~self.never_apply
-        apply = eligible & (rng.random(H) < 0.3 * take_up)
+        # Families live on their savings first: few apply while they still have some months of them.
+        savings_left = self.savings / size < 4 * std
+        apply = eligible & (rng.random(H) < np.where(savings_left, 0.35, 0.05) * take_up)
         lag = rng.integers(2, 5, H)
         approve = apply & (t + lag < M)
         self.pending = np.where(approve, t + lag, self.pending)
