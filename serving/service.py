@@ -74,9 +74,25 @@ class ScoredBatch:
 
 
 def rank_order(risk: np.ndarray, n_triggers: np.ndarray, household_ids: pd.Index) -> np.ndarray:
-    """Positions in rank order: risk desc, fired triggers desc, household-id hash asc (see module doc)."""
-    tie = pd.util.hash_array(household_ids.astype(str).to_numpy(dtype=object))
-    return np.lexsort((tie, -n_triggers.astype(np.float64), -np.nan_to_num(risk, nan=-np.inf)))
+    """Positions in rank order: risk desc, fired triggers desc, household-id hash asc (see module doc).
+
+    The hash is computed only for rows that tie on risk and triggers (hashing a million ids costs more
+    than sorting them).
+    """
+    by_risk = -np.nan_to_num(np.asarray(risk, dtype=np.float64), nan=-np.inf)
+    by_triggers = -np.asarray(n_triggers, dtype=np.float64)
+    order = np.lexsort((by_triggers, by_risk))
+    r, t = by_risk[order], by_triggers[order]
+    same = (r[1:] == r[:-1]) & (t[1:] == t[:-1])
+    if not same.any():
+        return order
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    rows = order[tied]
+    tie = np.zeros(len(by_risk), dtype=np.uint64)
+    tie[rows] = pd.util.hash_array(household_ids[rows].astype(str).to_numpy(dtype=object))
+    return np.lexsort((tie, by_triggers, by_risk))
 
 
 def _plain(value: Any) -> Any:
@@ -125,11 +141,14 @@ def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_tow
     candidate = out["in_cohort"].to_numpy(bool) & flagged
     reason = np.full(len(out), None, dtype=object)
     reason[~out["in_cohort"].to_numpy(bool)] = "not_in_cohort"
-    open_tier = open_cases["tier"].reindex(out.index)
-    has_open = open_tier.notna().to_numpy()
-    level = out["tier"].map(TIER_LEVEL).to_numpy()
-    open_level = open_tier.map(TIER_LEVEL).fillna(-1).to_numpy()
-    blocked = candidate & has_open & (level <= open_level)
+    has_open = np.zeros(len(out), dtype=bool)
+    blocked = np.zeros(len(out), dtype=bool)
+    if len(open_cases):
+        open_tier = open_cases["tier"].reindex(out.index)
+        has_open = open_tier.notna().to_numpy()
+        level = pd.Categorical(out["tier"], categories=list(TIER_LEVEL)).codes
+        open_level = pd.Categorical(open_tier, categories=list(TIER_LEVEL)).codes  # -1 when none open
+        blocked = candidate & has_open & (level <= open_level)
     reason[blocked] = "open_case"
     alerted = candidate & ~blocked
     if top_per_township is not None:
@@ -142,8 +161,10 @@ def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_tow
         alerted &= ~capped
     out["alerted"] = alerted
     out["not_alerted_because"] = pd.Series(reason, index=out.index, dtype=object)
-    supersedes = open_cases["alert_id"].reindex(out.index).astype("Int64")
-    out["supersedes"] = supersedes.where(alerted & has_open)
+    supersedes = pd.array(np.full(len(out), pd.NA), dtype="Int64")
+    if has_open.any():
+        supersedes = open_cases["alert_id"].reindex(out.index).astype("Int64").where(alerted & has_open).array
+    out["supersedes"] = supersedes
     return out
 
 
