@@ -1075,3 +1075,315 @@ def monitor_reports_command(
                       str(row.as_of or ""), f"{row.model_name or ''} v{row.model_version or ''}",
                       "[red]yes[/red]" if row.flagged else "no", escape(row.html_path or ""))
     console.print(table)
+
+
+# --- monitoring (MONITORING engineer): doudi monitor drift | performance | fairness | reports ---------------
+monitor_app = typer.Typer(
+    help="Monitoring of the risk model: data and score drift, matured performance of past runs, fairness by "
+         "group. Reports are saved under <DOUDI_DATA_DIR>/monitoring and listed at "
+         "GET /v1/monitoring/reports.",
+    no_args_is_help=True,
+)
+app.add_typer(monitor_app, name="monitor")
+MonitorConfig = Annotated[Path | None, typer.Option(
+    "--config", help="Monitoring config YAML (default: the packaged monitoring/monitoring.yaml).")]
+FailOnFlag = Annotated[bool, typer.Option(
+    "--fail-on-flag", help="Exit with code 3 when the report is flagged (for scheduled jobs).")]
+MONITOR_DRIFT_HELP = (
+    "Compare a scoring run (or a features file or world) with the training snapshot of the champion: "
+    "per-feature drift (Evidently, method and threshold from the config), share of drifted features, score "
+    "distribution shift, missing values and the data-contract check.\n\n"
+    "SPEC is champion, challenger or model:VERSION (the model's training snapshot), run:ID (a stored "
+    "scoring run; its features are rebuilt from --world), a .parquet features file, or a world folder (with "
+    "--as-of). "
+    "Saves drift.html and drift.json, records a report row, and flags the run when drift passes the "
+    "configured level."
+)
+
+
+def _monitor_config(path: Path | None):
+    """The monitoring config, or a clear message and exit code 1."""
+    import yaml
+    from pydantic import ValidationError
+
+    from monitoring.config import load_config
+
+    try:
+        return load_config(path)
+    except (ValidationError, OSError, yaml.YAMLError) as error:
+        err_console.print(f"[red]{path or 'monitoring config'}: not a valid monitoring config.[/red]")
+        err_console.print(str(error), markup=False)
+        raise typer.Exit(1) from None
+
+
+def _monitor_flags(flags: list[str], *, fail_on_flag: bool, what: str) -> None:
+    from rich.markup import escape
+
+    if not flags:
+        console.print(f"[green]{what}: not flagged[/green]")
+        return
+    console.print(f"[bold red]{what}: FLAGGED[/bold red]")
+    for flag in flags:
+        console.print(f"  • {escape(flag)}")
+    if fail_on_flag:
+        raise typer.Exit(3)
+
+
+def _monitor_progress():
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err_console, transient=True)
+
+
+@monitor_app.command("drift", help=MONITOR_DRIFT_HELP)
+def monitor_drift_command(
+    current: Annotated[str, typer.Option("--current", help="What to check: run:ID, a .parquet file, a world "
+                                                           "folder (with --as-of), or a model.")],
+    reference: Annotated[str, typer.Option(
+        "--reference", help="What to compare with (default: the champion's training snapshot)."
+    )] = "champion",
+    world: Annotated[Path | None, typer.Option("--world", help="World folder to rebuild a run's features "
+                                                               "from.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="As-of date for a world folder, "
+                                                              "YYYY-MM-DD.")] = None,
+    config: MonitorConfig = None,
+    fail_on_flag: FailOnFlag = False,
+) -> None:
+    """Drift of a scoring run against the training snapshot (see MONITOR_DRIFT_HELP)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.io import ContractError
+    from doudi.settings import Settings
+    from monitoring.jobs import run_drift
+    from monitoring.sources import SourceError
+
+    cfg = _monitor_config(config)
+    when = _as_of(as_of) if as_of else None
+    try:
+        with _monitor_progress() as progress:
+            progress.add_task(f"drift: {reference} vs {current} (Evidently)", total=None)
+            result, saved = run_drift(reference, current, settings=Settings(), config=cfg, world_dir=world,
+                                      as_of=when)
+    except SourceError as error:
+        err_console.print(f"[red]{escape(str(error))}[/red]")
+        raise typer.Exit(1) from None
+    except ContractError as error:
+        err_console.print(f"[red]{world}: the data does not follow the contract.[/red]")
+        err_console.print(str(error), markup=False)
+        raise typer.Exit(1) from None
+    summary = result.summary()
+    head = Table(title=f"Drift: {escape(result.current.label)} vs {escape(result.reference.label)}",
+                 title_justify="left", show_header=False)
+    head.add_column("")
+    head.add_column("", justify="right")
+    head.add_row("households (reference / current)", f"{result.rows[0]:,} / {result.rows[1]:,}")
+    head.add_row("drifted features",
+                 f"{result.n_drifted} of {len(result.features)} ({result.drifted_share:.0%})")
+    if result.score is not None:
+        s = result.score
+        head.add_row(f"score drift ({s['method']}, threshold {s['threshold']})",
+                     f"{s['value']:.3f} ({'drifted' if s['drifted'] else 'stable'})")
+        head.add_row("mean risk (reference -> current)",
+                     f"{s['reference_mean']:.3f} -> {s['current_mean']:.3f}")
+    contract = summary["contract"]
+    if contract is not None:
+        head.add_row("data contract (errors / warnings)",
+                     f"{contract['errors']:,} / {contract['warnings']:,}")
+    console.print(head)
+    drifted = result.features[result.features["drifted"]].sort_values("score", ascending=False)
+    if len(drifted):
+        table = Table(title="Drifted features", title_justify="left")
+        for name in ("feature", "group", "method", "score", "threshold", "missing ref -> cur", "note"):
+            left = name in ("feature", "group", "method", "note")
+            table.add_column(name, justify="left" if left else "right")
+        for name, row in drifted.head(20).iterrows():
+            table.add_row(name, row["group"], row["method"], f"{row['score']:.3f}", f"{row['threshold']:g}",
+                          f"{row['missing_reference']:.0%} -> {row['missing_current']:.0%}", row["note"])
+        console.print(table)
+    console.print(f"Report {saved.report_id}: {saved.html} and {saved.json}")
+    _monitor_flags(result.flags, fail_on_flag=fail_on_flag, what="drift")
+
+
+@monitor_app.command("performance")
+def monitor_performance_command(
+    directory: Annotated[Path, typer.Argument(help="The newer world folder: records that arrived since the "
+                                                   "runs.")],
+    run: Annotated[list[int] | None, typer.Option("--run", help="Only this scoring run (repeat for "
+                                                                "several).")] = None,
+    feedback: Annotated[Path | None, typer.Option(
+        "--feedback", help="Verified case outcomes (doudi feedback export), added to the database's."
+    )] = None,
+    config: MonitorConfig = None,
+    fail_on_flag: FailOnFlag = False,
+) -> None:
+    """Matured performance of past scoring runs whose label window has passed.
+
+    Labels come from the newer world (doudi.labels) and from verified case outcomes; per run:
+    precision@k, recall@k, PR-AUC, calibration (reliability table), the alerts' confirmed-hardship rate.
+    Stores one report per run, prints the trend, flags drops beyond the configured margins.
+    """
+    import pandas as pd
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from models.evaluate import k_label
+    from monitoring.jobs import run_performance
+
+    cfg = _monitor_config(config)
+    extra = None
+    if feedback is not None:
+        try:
+            extra = pd.read_parquet(feedback)
+        except (OSError, ValueError) as error:
+            err_console.print(f"[red]cannot read {feedback}: {escape(str(error))}[/red]")
+            raise typer.Exit(1) from None
+    world = _load(directory)
+    with _monitor_progress() as progress:
+        task = progress.add_task("matured performance", total=None)
+        try:
+            saved, pending, history = run_performance(
+                world, settings=Settings(), config=cfg, run_ids=run or None, feedback=extra,
+                progress=lambda step: progress.update(task, description=f"matured performance: {step}"))
+        except ValueError as error:
+            err_console.print(f"[red]{escape(str(error))}[/red]")
+            raise typer.Exit(1) from None
+    fraction = 0.05 if 0.05 in cfg.performance.k_values else cfg.performance.k_values[0]
+    k = k_label(fraction)
+    columns = {f"precision_at_{k}": f"P@{fraction:.0%}", f"precision_at_{k}_change": "Δ",
+               f"recall_at_{k}": f"R@{fraction:.0%}", "pr_auc": "PR-AUC", "ece": "ECE",
+               "alert_label_rate": "hit", "alert_confirmed_rate": "conf."}
+    if len(history):
+        caption = (f"Δ: P@{fraction:.0%} change since the previous run; hit: share of alerts that fell into "
+                   "hardship; conf.: share of verified alerts confirmed in hardship at home")
+        table = Table(title="Matured performance by scoring run", title_justify="left", box=box.SIMPLE_HEAD,
+                      show_edge=False, collapse_padding=True, caption=caption, caption_justify="left")
+        for name in ("run", "as of", "ver.", *columns.values(), "flag"):
+            left = name in ("as of", "ver.", "flag")
+            table.add_column(name, justify="left" if left else "right", no_wrap=True)
+        for run_id, row in history.iterrows():
+            cells = []
+            for name in columns:
+                value = row.get(name)
+                signed = "+" if name.endswith("_change") else ""
+                cells.append("" if value is None or pd.isna(value) else f"{value:{signed}.3f}")
+            table.add_row(str(run_id), f"{row['as_of']:%Y-%m-%d}", f"v{row['model_version']}", *cells,
+                          "[red]flagged[/red]" if row["flagged"] else "")
+        console.print(table)
+    if len(pending):
+        waiting = ", ".join(f"{r.run_id} (needs data through {r.needs_data_through})"
+                            for r in pending.itertuples())
+        console.print(f"Not matured yet (data through {pending['data_through'].iloc[0]}): {waiting}")
+    if not saved:
+        console.print("No scoring run has matured yet." if not len(history) else "No newly matured run.")
+        return
+    flags = [f"run {result.run_id}: {flag}" for result, _ in saved for flag in result.flags]
+    for result, where in saved:
+        console.print(f"Run {result.run_id}: report {where.report_id} in {where.directory}")
+    _monitor_flags(flags, fail_on_flag=fail_on_flag, what="matured performance")
+
+
+SHORT_ATTRIBUTES = {
+    "county_code": "county", "urban_rural": "urban/rural", "ethnic_minority": "minority",
+    "disabled_member": "disabled", "female_head": "female head", "elderly_head": "elderly head",
+}
+
+
+@monitor_app.command("fairness")
+def monitor_fairness_command(
+    directory: Annotated[Path, typer.Argument(help="World folder (newer than the run for precision, FNR and "
+                                                   "FPR).")],
+    run: Annotated[int | None, typer.Option("--run", help="Scoring run to audit (default: the latest batch "
+                                                          "run).")] = None,
+    config: MonitorConfig = None,
+    fail_on_flag: FailOnFlag = False,
+) -> None:
+    """Fairness of a scoring run by group: county, urban/rural, ethnic-minority household, household with a
+    disabled member, female-headed, elderly-headed.
+
+    Per group: size, alert rate, precision, false-negative and false-positive rates with Wilson intervals, and
+    the FNR ratio to the reference group; outside the configured band it is flagged (small groups show their
+    size and interval only).
+    """
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from monitoring.fairness import audit_records, describe_ratio
+    from monitoring.jobs import run_fairness
+    from monitoring.sources import SourceError
+
+    cfg = _monitor_config(config)
+    world = _load(directory)
+    try:
+        with _monitor_progress() as progress:
+            progress.add_task("fairness audit", total=None)
+            table, summary, saved = run_fairness(world, run, settings=Settings(), config=cfg)
+    except (SourceError, ValueError) as error:
+        err_console.print(f"[red]{escape(str(error))}[/red]")
+        raise typer.Exit(1) from None
+    low, high = cfg.fairness.band
+    title = f"Fairness of run {summary['run_id']} ({summary['as_of']})"
+    caption = (f"alert: share alerted; prec.: alerted that fell into hardship; FNR: in hardship but not "
+               f"alerted, with its {cfg.fairness.confidence:.0%} interval; ratio: FNR / the reference "
+               f"group's, flagged outside [{low}, {high}]; small n: under {cfg.fairness.min_support} "
+               "households")
+    out = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    for name in ("attribute", "group", "size", "alert", "prec.", "FNR [CI]", "ratio", "FPR", "flag"):
+        left = name in ("attribute", "group", "flag")
+        out.add_column(name, justify="left" if left else "right", no_wrap=True)
+
+    def percent(row, rate: str, *, interval: bool = False) -> str:
+        value = row[rate]
+        if value is None:
+            return "—"
+        if not interval:
+            return f"{value:.0%}"
+        return f"{value:.0%} [{row[rate + '_low'] * 100:.0f}–{row[rate + '_high'] * 100:.0f}]"
+
+    for row in audit_records(table):
+        ratio = describe_ratio(row, "fnr").replace("reference", "ref.").replace("n too small", "small n")
+        out.add_row(SHORT_ATTRIBUTES.get(row["attribute"], row["attribute"]), escape(str(row["group"])),
+                    f"{row['size']:,}", percent(row, "alert_rate"), percent(row, "precision"),
+                    percent(row, "fnr", interval=True), ratio, percent(row, "fpr"),
+                    "[red]FLAG[/red]" if row["flagged"] else "")
+    console.print(out)
+    console.print("Full table with every interval: " + escape(str(saved.html)))
+    if not summary["labelled"]:
+        console.print("The run's label window has not passed yet: only sizes and alert rates are known.")
+    console.print(f"Report {saved.report_id}: {saved.json}")
+    flags = [f"{item}" for item in summary["flagged_groups"]]
+    _monitor_flags(flags, fail_on_flag=fail_on_flag, what="fairness")
+
+
+@monitor_app.command("reports")
+def monitor_reports_command(
+    kind: Annotated[str | None, typer.Option("--kind", help="drift, performance or fairness.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+) -> None:
+    """List the stored monitoring reports, newest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from doudi.settings import Settings
+    from serving.db import make_engine, session_factory, upgrade
+    from serving.monitoring_routes import list_reports
+
+    engine = make_engine(Settings().resolved_database_url())
+    upgrade(engine)
+    with session_factory(engine)() as session:
+        total, rows = list_reports(session, kind=kind, limit=limit)
+    engine.dispose()
+    table = Table(title=f"Monitoring reports ({len(rows)} of {total})", title_justify="left")
+    for name in ("id", "kind", "created", "run", "as of", "model", "flagged", "file"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(str(row.id), row.kind, f"{row.created_at:%Y-%m-%d %H:%M}", str(row.run_id or ""),
+                      str(row.as_of or ""), f"{row.model_name or ''} v{row.model_version or ''}",
+                      "[red]yes[/red]" if row.flagged else "no", escape(row.html_path or ""))
+    console.print(table)
