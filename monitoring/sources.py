@@ -252,7 +252,11 @@ def resolve(spec: str, *, settings: Settings, sessions: Any = None, world_dir: P
     path = Path(spec)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="doudi-monitor-"))
     if path.is_file() and path.suffix == ".parquet":
-        return current_from_file(path, scorer=champion_scorer(settings, workdir / "champion"))
+        import pyarrow.parquet as pq
+
+        scored = "risk" in pq.read_schema(path).names
+        scorer = None if scored else champion_scorer(settings, workdir / "champion")
+        return current_from_file(path, scorer=scorer)
     if path.is_dir():
         if as_of is None:
             raise SourceError(f"{path} is a world folder: pass --as-of DATE to say which cohort to compare")
