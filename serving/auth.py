@@ -35,6 +35,7 @@ class Permission(StrEnum):
     SCORE = "score"
     READ_ALERTS = "read_alerts"
     READ_MODEL = "read_model"
+    REVEAL_IDENTITY = "reveal_identity"  # the pages' audited reveal of ID pseudonyms (admin only)
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -275,13 +275,19 @@ def score_world(
     batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
                         feature_version=feature_registry.REGISTRY_VERSION, source=source, scores=scores)
     if sessions is not None:
-        batch = _store(batch, sessions, started=started, top_per_township=top_per_township)
+        from serving.profiles import household_profiles
+
+        # De-identified summaries for the pages (issue 5): alerted households and those whose open case
+        # kept them from being alerted again, stored in the run's transaction.
+        seen = scores["alerted"].to_numpy(bool) | (scores["not_alerted_because"] == "open_case").to_numpy()
+        profiles = household_profiles(world, as_of, scores.index[seen])
+        batch = _store(batch, sessions, started=started, top_per_township=top_per_township, profiles=profiles)
     step("store")
     return batch
 
 
 def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.datetime,
-           top_per_township: int | None) -> ScoredBatch:
+           top_per_township: int | None, profiles: pd.DataFrame | None = None) -> ScoredBatch:
     scores = batch.scores
     reasons = scores["not_alerted_because"]
     run = store.RunRecord(
@@ -294,6 +300,10 @@ def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.d
     try:
         with transaction(sessions) as session:
             run_id, alert_ids = store.save_run(session, run, scores, batch.alerts)
+            if profiles is not None:
+                from serving.profiles import save_profiles
+
+                save_profiles(session, profiles, batch.as_of)
     except IntegrityError as error:
         raise Conflict("another scoring run alerted some of these households at the same moment: "
                        "retry") from error
