@@ -727,7 +727,7 @@ class _Simulation:
                            np.broadcast_to(serious, person.shape).copy()))
 
         # Serious illness onset, rising with age.
-        hazard = np.clip(0.00045 * np.exp(0.045 * (age - 40)), 0.00003, 0.005)
+        hazard = np.clip(0.0006 * np.exp(0.045 * (age - 40)), 0.00003, 0.006)
         onset = np.flatnonzero(born & (self.sick == 0) & (self.followup == 0) & (rng.random(P) < hazard))
         young = age[onset] < 45
         kinds = [_CANCER, _STROKE, _KIDNEY, _MENTAL]
@@ -881,13 +881,13 @@ class _Simulation:
         couple = np.isin(self.p_relation, (_REL["head"], _REL["spouse"]))
         carer = ill_home[self.p_h] & (self.sick == 0) & couple
         local = self.job == _LOCAL
-        loss_p = 0.0065 * shock[county_p] * np.where(age >= 50, 1.4, 1.0)
+        loss_p = 0.008 * shock[county_p] * np.where(age >= 50, 1.4, 1.0)
         loss_p = np.where(sick_out, 0.35, loss_p)
         lose = local & (rng.random(P) < loss_p)
         events.append((np.flatnonzero(lose), _EVENT["job_loss"], self.insured[lose].astype(np.int64)))
         self.benefit_left = np.where(lose & self.insured, rng.integers(3, 13, P), self.benefit_left)
         migrant = self.job == _MIGRANT
-        return_p = 0.0035 * returns[county_p] * np.where(age >= 45, 1.6, 1.0)
+        return_p = 0.005 * returns[county_p] * np.where(age >= 45, 1.6, 1.0)
         return_p = np.where(sick_out, 0.6, np.where(carer, 0.15, return_p))
         back = migrant & (rng.random(P) < return_p)
         events.append((np.flatnonzero(back), _EVENT["migrant_return"], np.full(back.sum(), -1)))
