@@ -313,6 +313,9 @@ def create_app(
                 "tiers": dict(getattr(risk_model, "tiers_", {})), "metrics": model.metrics,
                 "card": model.card}
 
+    from serving.pages import install_pages
+
+    install_pages(app)  # the social workers' pages and the case API (issue 5)
     from serving.monitoring_routes import router as monitoring_router
 
     app.include_router(monitoring_router)  # GET /v1/monitoring/reports (issue 6)

@@ -64,10 +64,7 @@ def get_case(
         now=utcnow(),
         assignee_name=assignee.name if assignee else None,
     )
-    view["timeline"] = [
-        {k: v for k, v in item.items() if k != "kind"} | {"kind": item["kind"]}
-        for item in casework.timeline(session, caller.scope, alert.household_id)
-    ]
+    view["timeline"] = casework.timeline(session, caller.scope, alert.household_id)
     with transaction(state.sessions) as audit_session:
         store.audit(
             audit_session,
