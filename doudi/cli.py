@@ -790,6 +790,91 @@ def labels_command(
         console.print(f"Labels written to {out}")
 
 
+# --- pages and casework (PAGES engineer): feedback export, page passwords --------------------------------
+feedback_app = typer.Typer(
+    help="Case outcomes flowing back to modelers (verified alerts with their features).", no_args_is_help=True
+)
+app.add_typer(feedback_app, name="feedback")
+FeedbackOut = Annotated[Path, typer.Option("--out", help="Parquet file to write (created or replaced).")]
+FeedbackRegion = Annotated[str | None, typer.Option(
+    "--region", help="Only alerts in this region code prefix (2-12 digits); default: all regions.")]
+FeedbackSince = Annotated[str | None, typer.Option(
+    "--since", help="Only alerts of scoring runs as of this date or later (YYYY-MM-DD).")]
+
+
+@feedback_app.command("export")
+def feedback_export_command(
+    out: FeedbackOut, region: FeedbackRegion = None, since: FeedbackSince = None
+) -> None:
+    """Write verified case outcomes (confirmed hardship, not in hardship, false alarm, ...) with each alert's
+    model version and the features it was scored on, for the next retraining and for monitoring.
+
+    label: 1 = hardship confirmed at the home visit, 0 = not in hardship or closed as a false alarm,
+    empty = no usable outcome (could not reach, moved).
+    """
+    import re
+
+    from doudi.settings import Settings
+    from serving.auth import Scope
+    from serving.db import make_engine, session_factory, upgrade
+    from serving.worklists import feedback_frame
+
+    if region is not None and not re.fullmatch(r"\d{2,12}", region):
+        raise typer.BadParameter(
+            f"{region!r} is not a region code prefix (2-12 digits)", param_hint="--region"
+        )
+    when = _as_of(since).date() if since is not None else None
+    engine = make_engine(Settings().resolved_database_url())
+    try:
+        upgrade(engine)
+        with session_factory(engine)() as session:
+            frame = feedback_frame(session, Scope(None if region is None else (region,)), since=when)
+    finally:
+        engine.dispose()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(out, index=False)
+    except OSError as error:
+        err_console.print(f"[red]cannot write {out}: {error}[/red]", markup=False)
+        raise typer.Exit(1) from None
+    from rich.table import Table
+
+    table = Table(title=f"Feedback: {len(frame):,} alerts with an outcome", title_justify="left")
+    for name in ("outcome", "alerts", "label"):
+        table.add_column(name, justify="left" if name == "outcome" else "right")
+    outcome = frame["verification_outcome"].fillna("(closed: " + frame["close_reason"].fillna("?") + ")")
+    for value, group in frame.groupby(outcome.to_numpy(), sort=True):
+        labels = group["label"].dropna().unique()
+        table.add_row(str(value), f"{len(group):,}", ",".join(str(int(v)) for v in labels) or "-")
+    console.print(table)
+    versions = ", ".join(sorted(frame["model_version"].dropna().unique())) or "-"
+    console.print(f"Model versions: {versions}. Written to {out}")
+
+
+@users_app.command("password")
+def users_password_command(
+    name: Annotated[str, typer.Argument(help="User who signs in to the pages.")],
+) -> None:
+    """Set a user's password for the social workers' pages (asked twice, never echoed; 10+ characters)."""
+    from doudi.settings import Settings
+    from serving.db import make_engine, session_factory, transaction, upgrade
+    from serving.errors import DoudiError
+    from serving.websession import set_password
+
+    password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(Settings().resolved_database_url())
+    try:
+        upgrade(engine)
+        with transaction(session_factory(engine)) as session:
+            set_password(session, name, password)
+    except DoudiError as error:
+        err_console.print(f"[red]{error.message}[/red]", markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"Password of {name} set: sign in at /login.")
+
+
 # --- monitoring (MONITORING engineer): doudi monitor drift | performance | fairness | reports ---------------
 monitor_app = typer.Typer(
     help="Monitoring of the risk model: data and score drift, matured performance of past runs, fairness by "
