@@ -36,16 +36,16 @@ class DriftConfig(BaseModel):
     model_config = _FROZEN
 
     numeric_method: str = "wasserstein"
-    numeric_threshold: float = Field(0.1, gt=0)
+    numeric_threshold: float = Field(default=0.1, gt=0)
     categorical_method: str = "jensenshannon"
-    categorical_threshold: float = Field(0.1, gt=0)
+    categorical_threshold: float = Field(default=0.1, gt=0)
     score_method: str = "psi"
-    score_threshold: float = Field(0.1, gt=0)
-    drifted_share: float = Field(0.2, gt=0, le=1)
-    group_share: float = Field(0.5, gt=0, le=1)
+    score_threshold: float = Field(default=0.1, gt=0)
+    drifted_share: float = Field(default=0.2, gt=0, le=1)
+    group_share: float = Field(default=0.5, gt=0, le=1)
     min_group_features: PositiveInt = 3
     flag_on_score: bool = True
-    missing_increase: float = Field(0.05, ge=0, le=1)
+    missing_increase: float = Field(default=0.05, ge=0, le=1)
     flag_on_contract: bool = True
     max_rows: PositiveInt = 20000
     seed: int = 7
@@ -66,12 +66,12 @@ class PerformanceConfig(BaseModel):
     model_config = _FROZEN
 
     horizon_months: PositiveInt = 6
-    maturity_lag_months: int = Field(2, ge=0)
+    maturity_lag_months: int = Field(default=2, ge=0)
     k_values: tuple[float, ...] = (0.01, 0.05, 0.10)
     bins: PositiveInt = 10
     drop_margins: dict[str, float] = Field(
         default_factory=lambda: {"precision_at_5pct": 0.05, "recall_at_5pct": 0.05, "pr_auc": 0.05})
-    ece_margin: float = Field(0.03, ge=0)
+    ece_margin: float = Field(default=0.03, ge=0)
     sources: tuple[Literal["batch", "api"], ...] = ("batch",)
 
     @model_validator(mode="after")
@@ -90,12 +90,12 @@ class FairnessConfig(BaseModel):
 
     attributes: tuple[str, ...] = ATTRIBUTES
     elderly_age: PositiveInt = 60
-    alert_fraction: float = Field(0.05, gt=0, lt=1)
+    alert_fraction: float = Field(default=0.05, gt=0, lt=1)
     band: tuple[float, float] = (0.8, 1.25)
     flag_metrics: tuple[str, ...] = ("fnr",)
     reference_groups: dict[str, str] = Field(default_factory=dict)
     min_support: PositiveInt = 30
-    confidence: float = Field(0.95, gt=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> FairnessConfig:
