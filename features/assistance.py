@@ -14,7 +14,7 @@ import pandas as pd
 
 from doudi.contract import PROGRAMMES
 from features.registry import feature
-from features.snapshot import Snapshot
+from features.snapshot import Snapshot, select_rows
 
 _CODE = {name: PROGRAMMES.index(name) for name in PROGRAMMES}
 _MAIN = [_CODE["dibao"], _CODE["tekun"], _CODE["edge"]]
@@ -22,7 +22,7 @@ _MAIN = [_CODE["dibao"], _CODE["tekun"], _CODE["edge"]]
 
 def _records(snap: Snapshot, programmes: list[int]) -> pd.DataFrame:
     table = snap.table("assistance")
-    return table.loc[np.isin(table["programme"].to_numpy(), programmes)]
+    return select_rows(table, np.isin(table["programme"].to_numpy(), programmes))
 
 
 def _lifted_year(snap: Snapshot) -> np.ndarray:
@@ -72,7 +72,7 @@ def edge_family(snap: Snapshot) -> np.ndarray:
 def _ended(snap: Snapshot, programmes: list[int]) -> pd.DataFrame:
     records = _records(snap, programmes)
     end = records["end_date"].to_numpy("datetime64[ns]")
-    return records.loc[~np.isnat(end) & (end < snap.as_of.to_datetime64())]
+    return select_rows(records, ~np.isnat(end) & (end < snap.as_of.to_datetime64()))
 
 
 @feature(name="months_since_exit", group="assistance", source=("assistance",), window_months=None,

@@ -13,7 +13,7 @@ import pandas as pd
 from features.common import capped_share
 from features.income import household_income_annual
 from features.registry import feature
-from features.snapshot import Snapshot
+from features.snapshot import Snapshot, select_rows
 
 AREA_PREFIXES = (2, 4, 6, 9, 12)
 SHARE_CAP = 10.0
@@ -51,7 +51,7 @@ def _exposure(snap: Snapshot) -> pd.DataFrame:
 
 def _losses(snap: Snapshot) -> pd.DataFrame:
     table = snap.table("disaster_losses")
-    return table.loc[table["assessed_date"].to_numpy() >= snap.months_ago(12)]
+    return select_rows(table, table["assessed_date"].to_numpy() >= snap.months_ago(12))
 
 
 @feature(name="disaster_exposure_12m", group="disaster", source=("disasters", "households"),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from doudi.contract import EMPLOYMENT_EVENTS
 from features.registry import feature
-from features.snapshot import Snapshot
+from features.snapshot import Snapshot, select_rows
 
 _CODE = {name: EMPLOYMENT_EVENTS.index(name) for name in EMPLOYMENT_EVENTS}
 
@@ -24,14 +24,14 @@ def _events(snap: Snapshot, kind: str, months: int | None = None) -> pd.DataFram
     mask = table["event_type"].to_numpy() == _CODE[kind]
     if months is not None:
         mask &= table["event_date"].to_numpy() >= snap.months_ago(months)
-    return table.loc[mask]
+    return select_rows(table, mask)
 
 
 def _current(snap: Snapshot, kinds: tuple[str, str]) -> pd.DataFrame:
     """Each person's latest event among ``kinds`` known at T."""
     table = snap.table("employment_events")
     codes = [_CODE[k] for k in kinds]
-    table = table.loc[np.isin(table["event_type"].to_numpy(), codes) & (table["_p"].to_numpy() >= 0)]
+    table = select_rows(table, np.isin(table["event_type"].to_numpy(), codes) & (table["_p"].to_numpy() >= 0))
     ordered = table.sort_values(["_p", "event_date", "recorded_at", "event_type"], kind="stable")
     return ordered.drop_duplicates("_p", keep="last")
 

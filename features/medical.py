@@ -12,7 +12,7 @@ import numpy as np
 from features.common import capped_share, medical_oop, ratio, standards
 from features.income import household_income_annual
 from features.registry import feature
-from features.snapshot import Snapshot
+from features.snapshot import Snapshot, select_rows
 
 SHARE_CAP = 10.0
 
@@ -20,7 +20,7 @@ SHARE_CAP = 10.0
 def _claims(snap: Snapshot, months: int):
     """Claims discharged within the last ``months`` months before T."""
     table = snap.table("medical_claims")
-    return table.loc[table["discharge_date"].to_numpy() >= snap.months_ago(months)]
+    return select_rows(table, table["discharge_date"].to_numpy() >= snap.months_ago(months))
 
 
 @feature(name="medical_oop_3m", group="medical", source=("medical_claims",), window_months=3, unit="yuan",

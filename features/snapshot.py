@@ -59,6 +59,21 @@ def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
     return codes, encoded.dictionary.to_pylist()
 
 
+def positions_in(values: pd.Series, ids: pd.Index) -> np.ndarray:
+    """Position of each value in ``ids`` (-1 when missing or not there).
+
+    Arrow's ``index_in`` on Arrow-backed text: on 12 M income rows in month order it takes half the
+    time of dictionary-encoding them (hash look-ups only, no growing dictionary).
+    """
+    to_arrow = getattr(values.array, "__arrow_array__", None)
+    if to_arrow is None or not pd.api.types.is_string_dtype(values.dtype):
+        return ids.get_indexer(values.astype("string")).astype(np.int64)
+    arrow = to_arrow()
+    value_set = pa.array(ids.to_numpy(dtype=object, na_value=None), type=arrow.type)
+    found = pc.index_in(arrow, value_set=value_set).fill_null(-1)
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def month_index(month: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
     """``YYYY-MM`` strings to integers ``year * 12 + month - 1`` (missing -> -1).
 
@@ -127,6 +142,17 @@ def known_before(world: World, as_of: pd.Timestamp | str) -> World:
     return out
 
 
+def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """Rows of an all-numpy (encoded) frame where ``mask`` holds, with a fresh RangeIndex.
+
+    Column by column with numpy, which is several times faster than ``frame.loc[mask]`` on the millions
+    of income rows.
+    """
+    if mask.all():
+        return frame
+    return pd.DataFrame({name: frame[name].to_numpy()[mask] for name in frame.columns}, copy=False)
+
+
 @dataclass(frozen=True)
 class EncodedWorld:
     """A world encoded once for fast point-in-time builds (see :func:`encode_world`).
@@ -176,9 +202,7 @@ def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd
             continue
         values = frame[column.name]
         if column.name == "household_id":
-            codes, uniques = distinct_codes(values)
-            positions = np.append(ids.get_indexer(pd.Index(uniques, dtype="string")), -1)
-            columns["_h"] = positions[codes]
+            columns["_h"] = positions_in(values, ids)
             keep &= columns["_h"] >= 0
         elif column.name == "person_id":
             if table.name in PERSON_CODED:
@@ -201,7 +225,7 @@ def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd
             else:
                 columns[column.name] = values.to_numpy()
     encoded = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
-    return encoded if keep.all() else encoded.loc[keep].reset_index(drop=True)
+    return select_rows(encoded, keep)
 
 
 class Snapshot:
@@ -231,7 +255,7 @@ class Snapshot:
         if name not in self._tables:
             frame = self._encoded.tables[name]
             mask = known_mask(TABLES[name], frame, self.as_of)
-            self._tables[name] = frame if mask.all() else frame.loc[mask].reset_index(drop=True)
+            self._tables[name] = select_rows(frame, mask)
         return self._tables[name]
 
     def cached(self, key: str, compute: Callable[[], T]) -> T:
