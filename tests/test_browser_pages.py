@@ -26,7 +26,7 @@ from doudi.settings import Settings
 from serving.app import create_app
 from serving.casework import TransitionRequest, transition
 from serving.db import make_engine, session_factory
-from serving.orm import Alert, User
+from serving.orm import Alert, CaseEvent, User
 from serving.websession import principal_of
 
 pytestmark = pytest.mark.browser
@@ -219,3 +219,41 @@ def test_worker_and_supervisor_work_a_case_in_the_browser(site, browser):
         and alert.close_reason == "resolved"
         and alert.verification_outcome == "confirmed_hardship"
     )
+
+
+def test_two_supervisors_on_one_case_the_second_sees_a_conflict(site, browser):
+    OUTPUT.mkdir(exist_ok=True)
+    base = site["url"]
+    with site["sessions"]() as session:
+        alert = session.scalar(
+            sa.select(Alert)
+            .where(Alert.township_code == cf.OTHER_TOWNSHIP, Alert.status == "new")
+            .order_by(Alert.risk.desc())
+            .limit(1)
+        )
+    pages = []
+    for name in ("li", "zhou"):
+        context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN")
+        page = context.new_page()
+        sign_in(page, base, name)
+        page.goto(f"{base}/households/{alert.household_id}")
+        pages.append(page)
+    first, second = pages
+    first.select_option("#assign-assignee", "zhao")
+    first.click("#form-assign button.primary")
+    first.wait_for_url(re.compile(r".*done=assign.*"))
+    second.select_option("#assign-assignee", "zhao")
+    second.fill("#assign-note", "请本周内上门")
+    second.click("#form-assign button.primary")
+    second.wait_for_load_state()
+    assert "其他人更新过" in second.locator(".flash.warn").inner_text()
+    assert "请本周内上门" in second.locator(".unsaved").inner_text()
+    assert "待核实" in second.locator(".case-state").inner_text()
+    second.screenshot(path=str(OUTPUT / "conflict.png"), full_page=False)
+    with site["sessions"]() as session:
+        events = session.scalar(
+            sa.select(sa.func.count()).select_from(CaseEvent).where(CaseEvent.alert_id == alert.id)
+        )
+    assert events == 1
+    for page in pages:
+        page.context.close()

@@ -511,3 +511,25 @@ def test_feedback_export_cli(tmp_path, monkeypatch):
 def test_scope_helper_never_widens():
     assert Scope(("530102001",)).contains("530102001004")
     assert not Scope(("530102001",)).contains("530102002001")
+
+
+def test_users_password_cli(tmp_path, monkeypatch):
+    from doudi.cli import app
+
+    url = cf.fresh_copy(tmp_path)
+    monkeypatch.setenv("DOUDI_DATABASE_URL", url)
+    new = "a new password 42"
+    result = CliRunner().invoke(app, ["users", "password", "wang"], input=f"{new}\n{new}\n")
+    assert result.exit_code == 0, result.output
+    assert new not in result.output
+    short = CliRunner().invoke(app, ["users", "password", "wang"], input="short\nshort\n")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    nobody = CliRunner().invoke(app, ["users", "password", "nobody"], input=f"{new}\n{new}\n")
+    assert nobody.exit_code == 1 and "no user named" in nobody.output
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        stored = session.scalar(sa.select(User.password_hash).where(User.name == "wang"))
+    engine.dispose()
+    from serving.websession import verify_password
+
+    assert verify_password(stored, new) and not verify_password(stored, cf.PASSWORD)

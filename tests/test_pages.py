@@ -370,6 +370,8 @@ def test_a_second_person_gets_a_conflict_and_nothing_is_overwritten(site):
     )
     assert second.status_code == 409
     assert "其他人更新过" in second.text
+    unsaved = second.text.split('class="unsaved"')[1].split("</div>")[0]  # what was typed is shown again
+    assert "我来负责" in unsaved and "sun" in unsaved
     with sessions() as session:
         assert session.get(Alert, target.id).assignee_id == session.scalar(
             sa.select(User.id).where(User.name == "wang")
