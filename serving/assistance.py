@@ -146,92 +146,98 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
     persons = _persons(known, ids, as_of, policy_rows)
     by_household = persons.groupby("household_id")
 
-    frame = pd.DataFrame({
+    # Columns are gathered as arrays and the frame is built once: joins and column inserts on a
+    # one-row frame cost more than the arithmetic (this runs in every API call).
+    columns: dict[str, Any] = {
         "members": features["household_size"].to_numpy(np.float64),
         "dibao_standard": std,
         "pc_income": pc_income,
         "working": working.to_numpy(np.float64),
-    }, index=ids)
-    frame = frame.join(policy_rows)
-    frame["supported"] = by_household["supporter"].any().reindex(ids, fill_value=False).astype(bool)
+        **{name: policy_rows[name].to_numpy() for name in policy_rows.columns},
+        "supported": by_household["supporter"].any().reindex(ids, fill_value=False).to_numpy(bool),
+        "students": by_household["student"].sum().reindex(ids, fill_value=0).to_numpy(np.int64),
+    }
     for kind in ("tekun", "single"):
         chosen = persons[persons[kind].to_numpy(bool)]
-        frame[f"{kind}_persons"] = chosen.groupby("household_id")["person_id"].agg(list).reindex(ids)
-    frame["students"] = by_household["student"].sum().reindex(ids, fill_value=0).astype(int)
+        lists = chosen.groupby("household_id")["person_id"].agg(list).reindex(ids)
+        columns[f"{kind}_persons"] = lists.to_numpy(dtype=object)
+        columns[f"n_{kind}"] = np.array([len(x) if isinstance(x, list) else 0 for x in lists], dtype=np.int64)
 
-    on = pd.DataFrame(False, index=ids, columns=["on_dibao", "on_tekun", "on_edge"])
+    for programme in ("dibao", "tekun", "edge"):
+        columns[f"on_{programme}"] = np.zeros(len(ids), dtype=bool)
     aid = known.get("assistance")
     if aid is not None and len(aid):
-        ongoing = aid[(aid["end_date"].isna() | (aid["end_date"] >= as_of))
-                      & aid["programme"].isin(("dibao", "tekun", "edge"))]
-        held = pd.crosstab(ongoing["household_id"].astype(str), "on_" + ongoing["programme"].astype(str)) > 0
-        on = held.reindex(index=ids, columns=on.columns, fill_value=False).astype(bool)
-    frame = frame.join(on)
+        ongoing = aid[(aid["end_date"].isna() | (aid["end_date"] >= as_of))]
+        for programme in ("dibao", "tekun", "edge"):
+            held = ongoing.loc[ongoing["programme"] == programme, "household_id"].astype(str)
+            columns[f"on_{programme}"] = ids.isin(held)
 
-    frame["deposits"] = np.nan
+    columns["deposits"] = np.full(len(ids), np.nan)
     assets = known.get("assets")
     if assets is not None and len(assets):
         latest = (assets.sort_values("reported_date", kind="stable")
                   .drop_duplicates("household_id", keep="last"))
-        frame["deposits"] = latest.set_index(latest["household_id"].astype(str))["deposits"].reindex(ids)
+        deposits = latest.set_index(latest["household_id"].astype(str))["deposits"]
+        columns["deposits"] = deposits.reindex(ids).to_numpy(np.float64)
 
-    frame["housing_damage"] = "none"
+    columns["housing_damage"] = np.full(len(ids), "none", dtype=object)
     losses = known.get("disaster_losses")
     if losses is not None and len(losses):
         recent = losses[losses["assessed_date"] >= as_of - pd.DateOffset(months=12)]
         level = (recent["housing_damage"].astype(str).map(_DAMAGE)
                  .groupby(recent["household_id"].astype(str)).max())
-        names = {v: k for k, v in _DAMAGE.items()}
-        frame["housing_damage"] = level.reindex(ids).map(names).fillna("none").astype(object)
+        names = np.array(list(_DAMAGE), dtype=object)
+        columns["housing_damage"] = names[level.reindex(ids).fillna(0).to_numpy(np.int64)]
 
     for name in _FEATURES:
-        frame[name] = features[name].to_numpy(np.float64, na_value=np.nan) if name in features else np.nan
-    return derive(frame)
+        columns[name] = (features[name].to_numpy(np.float64, na_value=np.nan) if name in features
+                         else np.full(len(ids), np.nan))
+    return derive(columns, ids)
 
 
-def derive(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived figures and one boolean column per programme (vectorised over households)."""
-    f = frame.copy()
-    n = f["members"].to_numpy(np.float64)
-    std = f["dibao_standard"].to_numpy(np.float64)
-    income = f["pc_income"].to_numpy(np.float64)
+def derive(c: dict[str, Any], ids: pd.Index) -> pd.DataFrame:
+    """The facts frame: the gathered columns, the derived figures and one boolean column per programme
+    (vectorised over households)."""
+    c = dict(c)
+    n = np.asarray(c["members"], dtype=np.float64)
+    std = np.asarray(c["dibao_standard"], dtype=np.float64)
+    income = np.asarray(c["pc_income"], dtype=np.float64)
     known_income = (n > 0) & ~np.isnan(std) & ~np.isnan(income)
     with np.errstate(invalid="ignore", divide="ignore"):
-        deduction = f["employment_cost_deduction"].to_numpy() * f["working"].to_numpy()
+        deduction = c["employment_cost_deduction"] * c["working"]
         after = np.maximum(income * n - deduction, 0) / n
-    f["pc_income_after_deduction"] = after
-    f["edge_line"] = f["edge_multiplier"] * f["dibao_standard"]
-    f["tekun_standard"] = f["tekun_multiplier"] * f["dibao_standard"]
-    f["deposit_limit"] = f["deposit_limit_months"] * f["dibao_standard"] * f["members"]
-    f["dibao_benefit"] = (f["dibao_standard"] - f["pc_income_after_deduction"]) * f["members"]
-    f["n_tekun"] = f["tekun_persons"].str.len().fillna(0).astype(int)
-    f["n_single"] = f["single_persons"].str.len().fillna(0).astype(int)
+    c["pc_income_after_deduction"] = after
+    c["edge_line"] = edge_line = c["edge_multiplier"] * std
+    c["tekun_standard"] = tekun_line = c["tekun_multiplier"] * std
+    c["deposit_limit"] = limit = c["deposit_limit_months"] * std * n
+    c["dibao_benefit"] = (std - after) * n
 
-    assets_ok = f["deposits"].isna().to_numpy() | (f["deposits"] < f["deposit_limit"]).to_numpy()
+    deposits = np.asarray(c["deposits"], dtype=np.float64)
+    assets_ok = np.isnan(deposits) | (deposits < limit)
     below_std = known_income & (after < std)
-    below_edge = known_income & (after < f["edge_line"].to_numpy())
-    on_dibao, on_tekun, on_edge = (f[c].to_numpy(bool) for c in ("on_dibao", "on_tekun", "on_edge"))
-    tekun = (known_income & ~f["supported"].to_numpy(bool) & (f["n_tekun"].to_numpy() > 0)
-             & (income < f["tekun_standard"].to_numpy()) & ~on_tekun)
-    everyone_tekun = tekun & (f["n_tekun"].to_numpy() >= n)
-    loss = f["disaster_loss_12m"].to_numpy(np.float64)
-    jobs = f["uninsured_job_loss_6m"].to_numpy(np.float64)
-    f["disaster_hit"] = ~np.isnan(loss) & (loss >= f["disaster_loss_trigger"].to_numpy())
-    f["jobless"] = ~np.isnan(jobs) & (jobs > 0)
-    share = f["medical_oop_share_12m"].to_numpy(np.float64)
-    ill = np.nan_to_num(f["serious_illness"].to_numpy(np.float64)) > 0
-    f["serious"] = ill
+    below_edge = known_income & (after < edge_line)
+    on_dibao, on_tekun, on_edge = (np.asarray(c[k], dtype=bool) for k in ("on_dibao", "on_tekun", "on_edge"))
+    tekun = (known_income & ~np.asarray(c["supported"], dtype=bool) & (c["n_tekun"] > 0)
+             & (income < tekun_line) & ~on_tekun)
+    everyone_tekun = tekun & (c["n_tekun"] >= n)
+    loss = np.asarray(c["disaster_loss_12m"], dtype=np.float64)
+    jobs = np.asarray(c["uninsured_job_loss_6m"], dtype=np.float64)
+    c["disaster_hit"] = ~np.isnan(loss) & (loss >= c["disaster_loss_trigger"])
+    c["jobless"] = ~np.isnan(jobs) & (jobs > 0)
+    share = np.asarray(c["medical_oop_share_12m"], dtype=np.float64)
+    ill = np.nan_to_num(np.asarray(c["serious_illness"], dtype=np.float64)) > 0
+    c["serious"] = ill
 
-    f["tekun"] = tekun
-    f["dibao"] = below_std & assets_ok & ~on_dibao & ~on_tekun & ~everyone_tekun
-    f["single_person"] = ~below_std & below_edge & (f["n_single"].to_numpy() > 0) & ~on_dibao & ~on_tekun
-    f["edge"] = ~below_std & below_edge & assets_ok & ~on_dibao & ~on_tekun & ~on_edge
-    f["temporary"] = f["disaster_hit"] | f["jobless"]
-    f["medical"] = (np.nan_to_num(f["medical_oop_12m"].to_numpy(np.float64)) > 0) & (
-        ill | (share > f["medical_trigger_share"].to_numpy()))
-    f["education"] = (f["students"].to_numpy() > 0) & (below_edge | on_dibao | on_tekun | on_edge)
-    f["housing"] = f["housing_damage"].isin(("severe", "collapsed")).to_numpy()
-    return f
+    c["tekun"] = tekun
+    c["dibao"] = below_std & assets_ok & ~on_dibao & ~on_tekun & ~everyone_tekun
+    c["single_person"] = ~below_std & below_edge & (c["n_single"] > 0) & ~on_dibao & ~on_tekun
+    c["edge"] = ~below_std & below_edge & assets_ok & ~on_dibao & ~on_tekun & ~on_edge
+    c["temporary"] = c["disaster_hit"] | c["jobless"]
+    c["medical"] = (np.nan_to_num(np.asarray(c["medical_oop_12m"], dtype=np.float64)) > 0) & (
+        ill | (share > c["medical_trigger_share"]))
+    c["education"] = (c["students"] > 0) & (below_edge | on_dibao | on_tekun | on_edge)
+    c["housing"] = np.isin(np.asarray(c["housing_damage"], dtype=object), ("severe", "collapsed"))
+    return pd.DataFrame(c, index=ids)
 
 
 def _yuan(value: Any) -> float | None:
