@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -53,7 +54,8 @@ pd.Series({name: len(frame) for name, frame in world.items()}, name="rows").to_f
 # %%
 county_names = {county.code: county.name for county in COUNTIES}
 households = world["households"].assign(county_code=world["households"]["village_code"].str.slice(0, 6))
-by_county = pd.crosstab(households["county_code"], households["urban_rural"], margins=True, margins_name="all")
+by_county = pd.crosstab(households["county_code"], households["urban_rural"], margins=True,
+                        margins_name="all")
 by_county.index = [f"{code} {county_names.get(code, '')}".strip() for code in by_county.index]
 by_county
 

@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -72,7 +73,8 @@ def champion_version():
 
 if champion_version() is None:
     first = train(world, load_config(), tracking_uri=uri, model_name=settings.model_name)
-    print(f"No champion yet: trained the default config as v{first.model_version} ({', '.join(first.aliases)})")
+    aliases = ", ".join(first.aliases)
+    print(f"No champion yet: trained the default config as v{first.model_version} ({aliases})")
 champion = champion_version()
 print(f"Champion: {settings.model_name} v{champion.version}")
 

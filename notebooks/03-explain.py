@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -109,7 +110,8 @@ plt.show()
 # Numeric features only; colour is the feature shap finds interacting most.
 
 # %%
-strength = pd.Series(np.abs(explanation.values).mean(axis=0), index=model.features).sort_values(ascending=False)
+strength = pd.Series(np.abs(explanation.values).mean(axis=0), index=model.features)
+strength = strength.sort_values(ascending=False)
 numeric = [name for name in strength.index if REGISTRY[name].kind == "numeric"][:3]
 shown = pd.DataFrame(matrix, index=sample.index, columns=model.features)
 for name in numeric:
