@@ -211,6 +211,10 @@ def create_app(
                             households=request_world.households, sessions=state.sessions, source="api",
                             explain_all=True)
         scores = batch.scores
+        with transaction(state.sessions) as session:  # who had which households scored, in one row
+            store.audit(session, caller, "score", request_path="/v1/score",
+                        detail={"run_id": batch.run_id, "households": len(scores),
+                                "alerts": int(scores["alerted"].sum())})
         state.metrics.scored.labels("api").inc(len(scores))
         for tier, count in batch.alerts["tier"].value_counts().items():
             state.metrics.alerts.labels("api", str(tier)).inc(int(count))

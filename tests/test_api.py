@@ -117,6 +117,14 @@ def test_score_returns_each_household_with_the_pinned_version(scored):
         assert household["alerted"] == (household["alert_id"] is not None)
 
 
+def test_scoring_is_audited(setup, scored):
+    ids, body = scored
+    rows = [r for r in audit_rows(setup) if r.action == "score"]
+    assert rows[0].user_name == "platform" and rows[0].request_path == "/v1/score"
+    assert rows[0].detail == {"run_id": body["run_id"], "households": len(ids),
+                              "alerts": sum(h["alerted"] for h in body["households"])}
+
+
 def test_api_and_batch_give_the_same_numbers(scored):
     ids, body = scored
     batch = score_world(fx.world(), fx.AS_OF, fx.serving_model(tiers=fx.tiers()), load_policy(),
