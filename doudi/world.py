@@ -216,7 +216,7 @@ def _strings(labels: np.ndarray | list[str], codes: np.ndarray) -> pd.Series:
     """
     codes = np.asarray(codes, dtype=np.int64)
     index = pa.array(codes, mask=codes < 0)
-    taken = pa.array(np.asarray(labels, dtype=object), type=pa.string()).take(index)
+    taken = pa.array(np.asarray(labels, dtype=object), type=pa.large_string()).take(index)
     return pd.Series(pd.array(taken, dtype="string"))
 
 
@@ -232,6 +232,13 @@ def _days(values: np.ndarray) -> pd.Series:
 
 def _money(values: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(values, dtype=np.float64), 2)
+
+
+def _pick(rng: np.random.Generator, mask: np.ndarray, chance: float | np.ndarray) -> np.ndarray:
+    """Positions where ``mask`` holds and a draw falls under ``chance`` (drawn for those positions only)."""
+    where = np.flatnonzero(mask)
+    odds = chance if np.isscalar(chance) else np.asarray(chance)[where]
+    return where[rng.random(len(where)) < odds]
 
 
 def _check_chars(first17: np.ndarray) -> np.ndarray:
@@ -450,7 +457,8 @@ class _Simulation:
         head_male = rng.random(H) < np.where(self.h_urban, 0.7, 0.85)
         sex = np.where(relation == _REL["head"], ~head_male[p_h],
                        np.where(relation == _REL["spouse"], head_male[p_h], rng.random(n) < 0.5)).astype(int)
-        birth = first - np.round(age * 365.25).astype(np.int64)
+        # A random day within the year of age: clipped ages would otherwise share a birth date.
+        birth = first - np.round((age + rng.uniform(0, 1, n)) * 365.25).astype(np.int64)
         # Babies born during the simulation, to spouses and daughters-in-law aged 20-40.
         mothers = np.flatnonzero((sex == 1) & (relation == _REL["spouse"]) & (age >= 20) & (age < 40)
                                  & (rng.random(n) < 0.05 * self.M / 12))
@@ -468,6 +476,7 @@ class _Simulation:
         self.mother_of_baby = np.argsort(order)[mothers]
         self.P = n
         self.p_h, self.p_relation, self.p_sex, self.p_birth = p_h, relation, sex, birth
+        self.p_couple = (relation == _REL["head"]) | (relation == _REL["spouse"])
         age0 = (first - birth).astype(np.int64) / 365.25
         # Disability: grade 1 (most severe) to 4, more often in old age and in lifted-out households.
         disabled = (age0 >= 0) & (rng.random(n) < 0.03 + 0.0012 * np.maximum(age0, 0)
@@ -728,7 +737,7 @@ class _Simulation:
 
         # Serious illness onset, rising with age.
         hazard = np.clip(0.0006 * np.exp(0.045 * (age - 40)), 0.00003, 0.006)
-        onset = np.flatnonzero(born & (self.sick == 0) & (self.followup == 0) & (rng.random(P) < hazard))
+        onset = _pick(rng, born & (self.sick == 0) & (self.followup == 0), hazard)
         young = age[onset] < 45
         kinds = [_CANCER, _STROKE, _KIDNEY, _MENTAL]
         kind = np.where(young, rng.choice(kinds, len(onset), p=[0.35, 0.1, 0.2, 0.35]),
@@ -760,29 +769,32 @@ class _Simulation:
         claim(mental, _DIAG["mental"], np.where(stay, rng.uniform(12000, 30000, len(mental)),
                                                 rng.uniform(800, 2500, len(mental))), stay, True)
         # The end of an intensive course: remission (follow-up visits for a year) or it continues.
-        ends = (sick > 0) & (k + 1 >= self.sick_len)
-        remission = ends & ((sick == _STROKE) | (rng.random(P) < 0.6))
-        worse = ends & ~remission
-        self.sick_len = np.where(worse, self.sick_len + rng.integers(4, 10, P), self.sick_len)
-        stroke_done = remission & (sick == _STROKE)
+        ends = np.flatnonzero((sick > 0) & (k + 1 >= self.sick_len))
+        healed = (sick[ends] == _STROKE) | (rng.random(len(ends)) < 0.6)
+        remission, worse = ends[healed], ends[~healed]
+        self.sick_len[worse] += rng.integers(4, 10, len(worse))
         # A stroke leaves reduced capacity and, for most, a disability certified 6-12 months after onset.
-        self.capacity = np.where(stroke_done, np.where(rng.random(P) < 0.45, 2, 1), self.capacity)
-        certify = stroke_done & (self.p_grade == 0) & (rng.random(P) < 0.75)
-        self.stroke_cert = np.where(certify, t + rng.integers(3, 10, P), self.stroke_cert)
-        self.followup = np.where(remission, 12, np.maximum(self.followup - 1, 0))
-        self.sick = np.where(remission, 0, self.sick)
-        follow = np.flatnonzero((self.followup > 0) & ~remission & (rng.random(P) < 0.35))
+        stroke_done = remission[sick[remission] == _STROKE]
+        self.capacity[stroke_done] = np.where(rng.random(len(stroke_done)) < 0.45, 2, 1)
+        certify = stroke_done[(self.p_grade[stroke_done] == 0) & (rng.random(len(stroke_done)) < 0.75)]
+        self.stroke_cert[certify] = t + rng.integers(3, 10, len(certify))
+        self.followup = np.maximum(self.followup - 1, 0)
+        self.followup[remission] = 12
+        self.sick[remission] = 0
+        recovered = np.zeros(P, dtype=bool)
+        recovered[remission] = True
+        follow = _pick(rng, (self.followup > 0) & ~recovered, 0.35)
         claim(follow, np.array(DIAGNOSIS_GROUPS.index("other")), rng.uniform(400, 1800, len(follow)),
               False, False)
-        due = self.stroke_cert == t
-        self.p_grade = np.where(due, rng.choice([1, 2, 3], P, p=[0.25, 0.4, 0.35]), self.p_grade)
-        self.p_certified = np.where(due, day0 + rng.integers(0, days, P), self.p_certified)
+        due = np.flatnonzero(self.stroke_cert == t)
+        self.p_grade[due] = rng.choice([1, 2, 3], len(due), p=[0.25, 0.4, 0.35])
+        self.p_certified[due] = day0 + rng.integers(0, days, len(due))
         # Chronic illness: onset, monthly outpatient bills, occasional stays.
-        chronic_onset = born & (age >= 30) & (self.chronic < 0) & (
-            rng.random(P) < np.clip(0.00025 * np.exp(0.05 * (age - 40)), 0, 0.01))
-        self.chronic = np.where(chronic_onset, rng.choice([_DIAG["diabetes"], _DIAG["cardiovascular"]], P),
-                                self.chronic)
-        visit = np.flatnonzero((self.chronic >= 0) & (rng.random(P) < 0.45))
+        chronic_p = np.clip(0.00025 * np.exp(0.05 * (age - 40)), 0, 0.01)
+        chronic_onset = _pick(rng, born & (age >= 30) & (self.chronic < 0), chronic_p)
+        kinds = [_DIAG["diabetes"], _DIAG["cardiovascular"]]
+        self.chronic[chronic_onset] = rng.choice(kinds, len(chronic_onset))
+        visit = _pick(rng, self.chronic >= 0, 0.45)
         stay = rng.random(len(visit)) < 0.03
         claim(visit, self.chronic[visit], np.where(stay, rng.uniform(6000, 16000, len(visit)),
                                                    rng.uniform(200, 700, len(visit))), stay, False)
@@ -872,28 +884,37 @@ class _Simulation:
         # Out of work: a cancer patient once the surgery comes (working less before), a stroke at once,
         # kidney failure half the months, mental illness after the first month.
         cancer = self.sick == _CANCER
-        intensive = np.where(cancer, self.sick_k >= _CANCER_SURGERY, self.sick_k >= 1) | (self.sick == _STROKE)
-        sick_out = (self.sick > 0) & ((self.sick != _KIDNEY) | (rng.random(P) < 0.5)) & intensive
+        intensive = np.where(cancer, self.sick_k >= _CANCER_SURGERY, self.sick_k >= 1)
+        intensive |= self.sick == _STROKE
+        sick_out = (self.sick > 0) & intensive
+        kidney = np.flatnonzero(sick_out & (self.sick == _KIDNEY))
+        sick_out[kidney[rng.random(len(kidney)) < 0.5]] = False
         self._sick_less = cancer & (self.sick_k >= 1) & ~intensive
         # A carer: the spouse or head of a seriously ill person in the intensive phase.
         caring = (self.sick > 0) & intensive & (self.sick_k <= _CANCER_SURGERY + 6)
         ill_home = np.bincount(self.p_h, weights=caring, minlength=self.H) > 0
-        couple = np.isin(self.p_relation, (_REL["head"], _REL["spouse"]))
-        carer = ill_home[self.p_h] & (self.sick == 0) & couple
+        carer = ill_home[self.p_h] & (self.sick == 0) & self.p_couple
         local = self.job == _LOCAL
         loss_p = 0.008 * shock[county_p] * np.where(age >= 50, 1.4, 1.0)
         loss_p = np.where(sick_out, 0.35, loss_p)
-        lose = local & (rng.random(P) < loss_p)
-        events.append((np.flatnonzero(lose), _EVENT["job_loss"], self.insured[lose].astype(np.int64)))
-        self.benefit_left = np.where(lose & self.insured, rng.integers(3, 13, P), self.benefit_left)
+        losers = _pick(rng, local, loss_p)
+        lose = np.zeros(P, dtype=bool)
+        lose[losers] = True
+        events.append((losers, _EVENT["job_loss"], self.insured[losers].astype(np.int64)))
+        covered = losers[self.insured[losers]]
+        self.benefit_left[covered] = rng.integers(3, 13, len(covered))
         migrant = self.job == _MIGRANT
         return_p = 0.005 * returns[county_p] * np.where(age >= 45, 1.6, 1.0)
         return_p = np.where(sick_out, 0.6, np.where(carer, 0.15, return_p))
-        back = migrant & (rng.random(P) < return_p)
-        events.append((np.flatnonzero(back), _EVENT["migrant_return"], np.full(back.sum(), -1)))
-        retire = np.isin(self.job, (_LOCAL, _MIGRANT, _BUSINESS)) & (age >= np.where(self.p_sex == 0, 60, 55)
-                                                                     + 5 * ~self.h_urban[self.p_h])
-        fail = (self.job == _BUSINESS) & (rng.random(P) < np.where(sick_out, 0.2, 0.004))
+        returning = _pick(rng, migrant, return_p)
+        back = np.zeros(P, dtype=bool)
+        back[returning] = True
+        events.append((returning, _EVENT["migrant_return"], np.full(len(returning), -1)))
+        working = (self.job == _LOCAL) | (self.job == _MIGRANT) | (self.job == _BUSINESS)
+        retire = working & (age >= np.where(self.p_sex == 0, 60, 55) + 5 * ~self.h_urban[self.p_h])
+        failing = _pick(rng, self.job == _BUSINESS, np.where(sick_out, 0.2, 0.004))
+        fail = np.zeros(P, dtype=bool)
+        fail[failing] = True
         self.job = np.where(lose | back | fail | retire, _NONE, self.job)
         self.unemployed_months = np.where(lose | back | fail, 0, self.unemployed_months + (self.job == _NONE))
         # Young people out of school look for work; older farmers stop.
@@ -906,18 +927,22 @@ class _Simulation:
         rural = ~self.h_urban[self.p_h]
         spring = 4 if cm in (2, 3) else 1  # after the Spring Festival
         migrate_p = np.where(rural & (age < 50), 0.02 * spring / returns[county_p], 0)
-        draw = rng.random(P)
+        draw = np.ones(P)
+        candidates = np.flatnonzero(seeking | (self.job == _FARM))
+        draw[candidates] = rng.random(len(candidates))
         hired = seeking & (draw < hire_p)
         leaves = seeking & ~hired & (draw < hire_p + migrate_p)
         farmer_moves = (self.job == _FARM) & able & (draw < 0.003 * spring)
         leaves |= farmer_moves & rural & (age < 50)
         hired |= farmer_moves & ~leaves
         insured_share = np.array([c.insured_share for c in COUNTIES])[county_p, rural.astype(int)]
-        self.insured = np.where(hired, rng.random(P) < insured_share, np.where(leaves, rng.random(P) < 0.25,
-                                                                              self.insured))
-        factor = np.where(self.capacity == 1, 0.7, 1.0) * rng.uniform(0.85, 1.05, P)
-        self.wage = np.where(hired, self.wage_local_level * factor,
-                             np.where(leaves, self.wage_migrant_level * factor, self.wage))
+        hires, movers = np.flatnonzero(hired), np.flatnonzero(leaves)
+        self.insured[hires] = rng.random(len(hires)) < insured_share[hires]
+        self.insured[movers] = rng.random(len(movers)) < 0.25
+        factor = np.where(self.capacity == 1, 0.7, 1.0)
+        self.wage[hires] = self.wage_local_level[hires] * factor[hires] * rng.uniform(0.85, 1.05, len(hires))
+        away = self.wage_migrant_level[movers] * factor[movers]
+        self.wage[movers] = away * rng.uniform(0.85, 1.05, len(movers))
         self.job = np.where(hired, _LOCAL, np.where(leaves, _MIGRANT, self.job))
         self.unemployed_months = np.where(hired | leaves, 0, self.unemployed_months)
         events.append((np.flatnonzero(hired), _EVENT["job_start"], np.full(hired.sum(), -1)))
@@ -1027,21 +1052,21 @@ class _Simulation:
 
     def _income(self, t: int, age: np.ndarray, alive: np.ndarray) -> np.ndarray:
         """Income of the month by person and source; returns household totals."""
-        rng, P, H = self.rng, self.P, self.H
+        rng, H = self.rng, self.H
         cm = self.calendar[t]
         rows: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []  # household, person, source, amount
         at_work = ~self._sick_out & (self.off_work == 0)
         share = np.where(self._carer & (self.job == _LOCAL), 0.6, 1.0) * np.where(self._sick_less, 0.6, 1.0)
         share *= at_work
-        bonus = np.where((cm == 1) & (self.job == _MIGRANT), rng.uniform(1.3, 1.8, P), 1.0)
-        wage = self.wage * share * bonus * rng.lognormal(0, 0.07, P)
-        paid = np.isin(self.job, (_LOCAL, _MIGRANT)) & (wage > 0)
-        # The month a job ended still pays the days worked.
-        people = np.flatnonzero(paid)
-        rows.append((self.p_h[people], people, _SOURCE["wage"], wage[people]))
+        people = np.flatnonzero(((self.job == _LOCAL) | (self.job == _MIGRANT)) & (share > 0))
+        wage = self.wage[people] * share[people] * rng.lognormal(0, 0.07, len(people))
+        if cm == 1:  # migrant workers bring the year-end bonus home
+            migrants = self.job[people] == _MIGRANT
+            wage[migrants] *= rng.uniform(1.3, 1.8, migrants.sum())
+        rows.append((self.p_h[people], people, _SOURCE["wage"], wage))
         # Farmers take casual work (零工) in some months, more in the slack season; unregistered.
         slack = 0.6 if cm in (1, 2, 3, 7, 8, 12) else 0.35
-        casual = np.flatnonzero((self.job == _FARM) & at_work & (age < 65) & (rng.random(P) < slack))
+        casual = _pick(rng, (self.job == _FARM) & at_work & (age < 65), slack)
         rows.append((self.p_h[casual], casual, _SOURCE["wage"],
                      self.wage_local_level[casual] * _CASUAL / 0.45 * rng.lognormal(-0.08, 0.4, len(casual))))
         benefit = np.flatnonzero(self.benefit_left > 0)
@@ -1072,9 +1097,11 @@ class _Simulation:
         # Recorded 1-2 months after the month (pensions fastest, farm surveys slowest), a few very late.
         end = self.month_start[t + 1]
         n = len(household)
-        lag = np.select([source == _SOURCE["pension"], source == _SOURCE["farming"]],
-                        [rng.integers(3, 25, n), rng.integers(10, 55, n)], default=rng.integers(5, 40, n))
-        lag = np.where(rng.random(n) < 0.02, rng.integers(60, 200, n), lag)
+        low = np.select([source == _SOURCE["pension"], source == _SOURCE["farming"]], [3, 10], default=5)
+        high = np.select([source == _SOURCE["pension"], source == _SOURCE["farming"]], [25, 55], default=40)
+        lag = (low + rng.random(n) * (high - low)).astype(np.int64)
+        late = np.flatnonzero(rng.random(n) < 0.02)
+        lag[late] = rng.integers(60, 200, len(late))
         self.tables["income"].add(household=household, person=person, month=np.full(n, t), source=source,
                                   amount=amount, recorded=end + lag)
         return np.bincount(household, weights=amount, minlength=H)
@@ -1091,7 +1118,8 @@ class _Simulation:
         size = np.maximum(self.size, 1)
         # What the civil-affairs office sees: the last three months (net of medical bills, which the
         # rigid-spending rule deducts), minus the employment-cost deduction per earner.
-        earners = np.bincount(self.p_h, weights=np.isin(self.job, (_LOCAL, _MIGRANT, _BUSINESS)), minlength=H)
+        earning = (self.job == _LOCAL) | (self.job == _MIGRANT) | (self.job == _BUSINESS)
+        earners = np.bincount(self.p_h, weights=earning, minlength=H)
         seen = (self.recent_income.mean(axis=0) - self.recent_oop.mean(axis=0)
                 - EMPLOYMENT_COST_DEDUCTION * earners) / size
         assets_ok = self.savings / size < DEPOSIT_LIMIT_MONTHS * std
@@ -1112,12 +1140,11 @@ class _Simulation:
         eligible = (seen < std) & assets_ok & ~on_main & (self.pending < 0) & ~self.never_apply
         # Families live on their savings first: few apply while they still have some months of them.
         savings_left = self.savings / size < 4 * std
-        apply = eligible & (rng.random(H) < np.where(savings_left, 0.35, 0.05) * take_up)
-        lag = rng.integers(2, 5, H)
-        approve = apply & (t + lag < M)
-        self.pending = np.where(approve, t + lag, self.pending)
-        amount = np.round(np.maximum(std - seen, 60) * size)
-        self.pending_amount = np.where(approve, amount, self.pending_amount)
+        applying = _pick(rng, eligible, np.where(savings_left, 0.35, 0.05) * take_up)
+        start = t + rng.integers(2, 5, len(applying))
+        applying, start = applying[start < M], start[start < M]
+        self.pending[applying] = start
+        self.pending_amount[applying] = np.round(np.maximum(std - seen, 60) * size)[applying]
         # Yearly review: income stably above the standard, and someone able to work, ends dibao.
         reviewed = (self.on_dibao >= 0) & (rng.random(H) < 1 / 12)
         able_person = (self.capacity == 0) & alive & (age >= 16) & (age < 60)
@@ -1147,9 +1174,9 @@ class _Simulation:
         poor = (seen < 1.3 * std) & (self.on_dibao < 0) & ~self.never_apply & ~supported
         candidate = (alive & (self.capacity == 2) & (age >= 16) & (self.on_tekun < 0)
                      & (self.pending_tekun < 0) & poor[self.p_h])
-        enrol = candidate & (self.rng.random(self.P) < 0.12 * take_up[self.p_h])
-        lag = rng.integers(2, 4, self.P)
-        self.pending_tekun = np.where(enrol & (t + lag < M), t + lag, self.pending_tekun)
+        enrol = _pick(rng, candidate, 0.12 * take_up[self.p_h])
+        start = t + rng.integers(2, 4, len(enrol))
+        self.pending_tekun[enrol[start < M]] = start[start < M]
         # Temporary assistance after a shock, for households without much savings; some random help.
         hard = self.savings / size < 10 * std
         shocked = (shock | lost_uninsured | disaster_shock) & hard & ~on_main
