@@ -387,6 +387,15 @@ def build_router() -> APIRouter:
         form = await request.form()
         return _reassign(page, form)
 
+    @router.get("/monitoring/{report_id}")
+    def get_monitoring_report(request: Request, report_id: int) -> Response:
+        page = _page(request)
+        if page.principal is None:
+            return _to_login(request)
+        if page.principal.role not in (Role.SUPERVISOR, Role.ADMIN):  # modelers: GET /v1/monitoring/...
+            return _error_page(page, 403, "forbidden")
+        return _monitoring_report(page, report_id)
+
     @router.get("/audit")
     def get_audit(request: Request) -> Response:
         page = _page(request)
@@ -926,6 +935,9 @@ def _dashboard(
         counts = worklists.summary_counts(session, scope, limits=limits, now=now)
         townships = worklists.by_township(session, scope, limits=limits, now=now)
         runs = worklists.by_run(session, scope)
+        from serving.monitoring_routes import latest_reports  # the model's monitoring reports (issue 6)
+
+        reports = latest_reports(session, limit=2)
         loads = worklists.caseloads(session, page.principal, limits=limits, now=now)
         workers = worklists.workers_in_scope(session, page.principal)
         worker_id = next((u.id for u in workers if u.name == worker), None)
@@ -958,7 +970,27 @@ def _dashboard(
         errors=errors or {},
         values=values or {},
         now=now,
+        monitoring=[{"id": r.id, "kind": r.kind, "created_at": r.created_at, "run_id": r.run_id,
+                     "as_of": r.as_of, "flagged": r.flagged, "flags": list(r.flags or [])[:2],
+                     "has_page": bool(r.html_path)} for r in reports],
     )
+
+
+def _monitoring_report(page: Page, report_id: int) -> Response:
+    """A monitoring report's page (drift, performance, fairness: aggregates only), served from the data
+    folder; the view is audited."""
+    from fastapi.responses import FileResponse
+
+    from serving.orm import MonitoringReport
+
+    with page.state.sessions() as session:
+        report = session.get(MonitoringReport, report_id)
+    root = Path(page.state.settings.data_dir).resolve()
+    path = Path(report.html_path).resolve() if report is not None and report.html_path else None
+    if path is None or not path.is_relative_to(root) or not path.is_file():
+        return _error_page(page, 404, "no_report")
+    page.audit("view_monitoring_report", detail={"report_id": report_id, "kind": report.kind})
+    return FileResponse(path, media_type="text/html; charset=utf-8")
 
 
 def _reassign(page: Page, form: Any) -> Response:

@@ -167,3 +167,48 @@ def test_cli_lists_reports(api, monkeypatch: pytest.MonkeyPatch):
     result = CliRunner().invoke(app, ["monitor", "reports", "--kind", "drift"])
     assert result.exit_code == 0, result.output
     assert "drift" in result.output and "yes" in result.output and "performance" not in result.output
+
+
+def _sign_in(client: TestClient, name: str) -> None:
+    import re
+
+    client.cookies.clear()
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token,
+                                           "next": "/alerts"}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+PASSWORD = "monitoring pages password"
+
+
+def test_supervisor_dashboard_shows_the_reports_and_opens_their_pages(api):
+    from serving.orm import AuditLog
+    from serving.websession import set_password
+
+    with transaction(api["sessions"]) as session:
+        for name in ("li", "wang", "admin"):
+            set_password(session, name, PASSWORD)
+    client = api["client"]
+    _sign_in(client, "li")
+    dashboard = client.get("/dashboard")
+    assert dashboard.status_code == 200
+    section = dashboard.text[dashboard.text.index('id="monitoring"'):]
+    assert "模型监测" in section and "数据漂移" in section and "需要关注" in section
+    assert "12 of 62 features drifted" in section
+    assert f'href="/monitoring/{api["ids"]["drift"]}"' in section
+    page = client.get(f"/monitoring/{api['ids']['drift']}")
+    assert page.status_code == 200 and "drift report" in page.text
+    assert client.get(f"/monitoring/{api['ids']['outside']}").status_code == 404  # outside the data folder
+    assert client.get("/monitoring/999999").status_code == 404
+    with api["sessions"]() as session:
+        views = session.query(AuditLog).filter_by(action="view_monitoring_report").all()
+    assert [v.detail["report_id"] for v in views] == [api["ids"]["drift"]] and views[0].user_name == "li"
+    english = client.get("/dashboard?lang=en").text
+    assert "Model monitoring" in english and "Needs attention" in english
+    _sign_in(client, "admin")  # admins open reports too (modelers read them through the API)
+    assert client.get(f"/monitoring/{api['ids']['drift']}").status_code == 200
+    _sign_in(client, "wang")  # a social worker does not
+    assert client.get(f"/monitoring/{api['ids']['drift']}").status_code == 403
+    client.cookies.clear()
