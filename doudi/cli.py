@@ -18,7 +18,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-AsOf = Annotated[str, typer.Option("--as-of", help="As-of date T, YYYY-MM-DD: only records known before T count.")]
+AsOf = Annotated[
+    str, typer.Option("--as-of", help="As-of date T, YYYY-MM-DD: only records known before T count.")
+]
 WorldDir = Annotated[Path, typer.Argument(help="Folder with one CSV or Parquet file per contract table.")]
 
 
@@ -31,7 +33,7 @@ def _as_of(value: str):
     import pandas as pd
 
     try:
-        return pd.Timestamp(value).normalize()
+        return pd.Timestamp(pd.to_datetime(value, format="%Y-%m-%d"))
     except (ValueError, TypeError):
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
 
