@@ -129,7 +129,7 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
 
     # Working members: distinct people with wage income in the household's last 3 known months (the
     # window of the income features); person ids come from the contract-form records.
-    wanted = {name: world[name][world[name]["household_id"].astype(str).isin(ids)]
+    wanted: World = {name: world[name][world[name]["household_id"].astype(str).isin(ids)]
               for name in ("members", "income", "medical_claims", "assistance", "assets", "disaster_losses")
               if name in world}
     known = known_before(wanted, as_of)
