@@ -9,8 +9,9 @@ formula over features:
   labour capacity.
 * **Work**: local jobs (some covered by unemployment insurance, which pays a benefit for a while),
   migrant work away from home (wages peak with the year-end bonus), household farming with a seasonal
-  harvest calendar, small businesses, pensions, other transfers. Job losses (with a temporary plant
-  closure in one county), returns of migrant workers (a coastal slowdown hits one province),
+  harvest calendar and casual work, small businesses, pensions, support from children living
+  elsewhere. Job losses (with a temporary plant
+  closure in one county), returns of migrant workers (a coastal slowdown sends one county's home),
   re-employment that is slower for older people and quicker when savings run out.
 * **Health**: chronic illness with monthly outpatient bills; serious illness (cancer, stroke, kidney
   failure, mental illness) whose costs *build up over months* before the patient and a carer stop
@@ -23,19 +24,20 @@ formula over features:
   losses are assessed weeks later.
 * **Savings** grow or run down with income, consumption, medical bills and repairs.
 * **Assistance** follows the policy rules with lags and incomplete take-up: dibao when per-capita
-  income net of medical bills is below the standard and deposits are within the limit (approved 2-4
-  months after the application), edge families (identification campaigns in April and October),
-  特困 for people with no labour capacity and no one to support them, temporary assistance after a
-  shock (for households without much savings), education help, housing help after a collapse.
+  income net of medical bills is below the standard and deposits are within the limit (families apply
+  mostly once their savings run low; approval takes 2-4 months), edge families (identification
+  campaigns in April and October), 特困 for people with no labour capacity and no one to support them,
+  temporary assistance after a shock (for households without much savings), education help, housing
+  help after a collapse.
   Dibao recipients are reviewed yearly and leave once income is stably above the standard.
 * **Reporting lags**: every record has ``recorded_at`` after the event (income 1-2 months after the
   month, claims days to weeks after discharge, a few very late).
 
 The world holds every record that will ever exist for the simulated months, including those recorded
 after its last month (labels need the truth; the point-in-time cut is the features' job). Assistance
-payments are in ``assistance``, not in ``income``. ``members`` is the register as recorded when the
-household was registered (labour capacity and schooling as of then), plus babies born later (recorded
-weeks after birth); a disability certified during the simulation carries its certification date.
+payments are in ``assistance``, not in ``income``. ``members`` is the register (labour capacity and
+schooling as of the first simulated month), plus babies born later (recorded weeks after birth); a
+disability certified during the simulation carries its certification date.
 Standards rows are published on the 20th of the month before; their CPI columns hold the latest
 year-on-year change published then (that of two months earlier).
 
@@ -228,10 +230,6 @@ def _numbered(prefix: str, count: int) -> pd.Series:
 def _days(values: np.ndarray) -> pd.Series:
     """Dates (datetime64[D], NaT allowed) as a datetime64[ns] column."""
     return pd.Series(np.asarray(values, dtype="datetime64[D]").astype("datetime64[ns]"))
-
-
-def _money(values: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=np.float64), 2)
 
 
 def _pick(rng: np.random.Generator, mask: np.ndarray, chance: float | np.ndarray) -> np.ndarray:
