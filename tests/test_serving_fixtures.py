@@ -87,6 +87,8 @@ def registered_store() -> tuple[str, str]:
     Returns:
         (tracking URI, folder).
     """
+    import atexit
+    import shutil
     import tempfile
 
     import features
@@ -95,6 +97,7 @@ def registered_store() -> tuple[str, str]:
     from models.train import train_on_splits
 
     folder = tempfile.mkdtemp(prefix="doudi-serving-mlflow-")
+    atexit.register(shutil.rmtree, folder, True)
     uri = f"sqlite:///{folder}/mlflow.db"
     data = load_config().model_dump(mode="json")
     data.update(train={"dates": ["2024-01-01"]}, validation={"dates": ["2024-07-01"]},
