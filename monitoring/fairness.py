@@ -10,8 +10,9 @@ rate (households that fell into hardship but were not alerted: for an assistive 
 matters most) and false-positive rate, each with a Wilson interval, and the disparity ratio
 ``group rate / reference group rate`` (reference: the largest group unless configured). A ratio outside
 the band (default [0.8, 1.25]) of a ``flag_metrics`` rate is flagged, but only when both groups have at
-least ``min_support`` households behind that rate: a small group shows its size and interval, never a
-bare ratio.
+least ``min_support`` households behind that rate (a small group shows its size and interval, never a
+bare ratio) and, with ``require_separation``, when the two Wilson intervals do not overlap (with few
+false negatives, 1 of 45 against 7 of 45 is a ratio of 0.14 and no evidence of anything).
 
 The same audit runs on a scoring run (alerts against matured labels), on a model's test period at
 training time (alerted = top ``alert_fraction`` of each monthly list; logged in the model card and as
@@ -225,6 +226,10 @@ def audit(frame: pd.DataFrame, *, config: FairnessConfig | None = None, label: s
         if rate in config.flag_metrics:
             small |= n < config.min_support
             outside = ~np.isnan(ratio) & ((ratio < low) | (ratio > high))
+            if config.require_separation:
+                ref_low, ref_high = wilson_interval(ref_x, ref_n, confidence=config.confidence)
+                group_low, group_high = table[f"{rate}_low"].to_numpy(), table[f"{rate}_high"].to_numpy()
+                outside &= (group_low > ref_high) | (group_high < ref_low)
             flagged |= outside
             for i in np.flatnonzero(outside):
                 why[i].append(f"{rate} {value[i]:.1%} vs {ref_value[i]:.1%} in the reference group "
@@ -343,7 +348,8 @@ def markdown(table: pd.DataFrame, *, config: FairnessConfig | None = None, title
         f"each with its {config.confidence:.0%} Wilson interval, and the FNR ratio to the reference group "
         f"(the largest unless configured). A ratio of a flagged rate ({', '.join(config.flag_metrics)}) "
         f"outside [{low}, {high}] is flagged when both groups have at least {config.min_support} households "
-        "behind the rate; smaller groups show their size and interval only.",
+        "behind the rate" + (" and the two intervals do not overlap" if config.require_separation else "")
+        + "; smaller groups show their size and interval only.",
         "",
     ]
     if table.empty:

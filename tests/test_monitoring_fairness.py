@@ -35,7 +35,9 @@ def _frame() -> pd.DataFrame:
 
 
 def _config(**changes) -> FairnessConfig:
-    return FairnessConfig(attributes=("county_code", "urban_rural"), **{"min_support": 1, **changes})
+    """Tiny groups judged on the ratio alone (separation of the intervals is tested on its own)."""
+    return FairnessConfig(attributes=("county_code", "urban_rural"),
+                          **{"min_support": 1, "require_separation": False, **changes})
 
 
 def test_confusion_table_and_rates_match_hand_count():
@@ -78,6 +80,25 @@ def test_small_groups_show_size_and_interval_not_a_ratio():
     assert table.loc[("county_code", "A"), "fnr_ratio"] == 1.0  # A has exactly 4 positives
     text = markdown(table, config=_config(min_support=4))
     assert "n too small" in text and "small group" in text and "Flagged groups: none" in text
+
+
+def test_flags_need_intervals_apart_when_required():
+    # The hand count's county B (FNR 2 of 3) against A (1 of 4): ratio 2.67, intervals overlap.
+    assert flagged_groups(audit(_frame(), config=_config(require_separation=True))) == []
+    # 20 households in hardship per county: A misses 2 (10 % [2.8-30.1]), B misses 14 (70 % [48.1-85.5]).
+    rows = ([("A", True)] * 18 + [("A", False)] * 2 + [("B", True)] * 6 + [("B", False)] * 14)
+    frame = pd.DataFrame({"county_code": [c for c, _ in rows], "alerted": [a for _, a in rows], "label": 1})
+    config = FairnessConfig(attributes=("county_code",), min_support=20,
+                            reference_groups={"county_code": "A"})
+    table = audit(frame, config=config)
+    b = table.loc[("county_code", "B")]
+    assert b["fnr_low"] == pytest.approx(0.4810, abs=1e-4)
+    assert table.loc[("county_code", "A"), "fnr_high"] == pytest.approx(0.3010, abs=1e-4)
+    assert b["fnr_ratio"] == pytest.approx(7.0) and b["flagged"]
+    # Six more misses in A (8 of 20, 40 % [21.9-61.3]) and the intervals overlap: no longer a finding.
+    closer = frame.copy()
+    closer.loc[closer.index[:6], "alerted"] = False
+    assert not audit(closer, config=config).loc[("county_code", "B"), "flagged"]
 
 
 def test_reference_group_can_be_configured():
