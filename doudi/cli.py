@@ -916,9 +916,12 @@ def _monitor_config(path: Path | None):
         raise typer.Exit(1) from None
 
 
-def _monitor_flags(flags: list[str], *, fail_on_flag: bool, what: str) -> None:
+def _monitor_flags(flags: list[str], *, fail_on_flag: bool, what: str, warnings: list[str] | None = None
+                   ) -> None:
     from rich.markup import escape
 
+    for warning in warnings or []:
+        console.print(f"  [yellow]warning[/yellow]: {escape(warning)}")
     if not flags:
         console.print(f"[green]{what}: not flagged[/green]")
         return
@@ -979,8 +982,8 @@ def monitor_drift_command(
     head.add_column("")
     head.add_column("", justify="right")
     head.add_row("households (reference / current)", f"{result.rows[0]:,} / {result.rows[1]:,}")
-    head.add_row("drifted features",
-                 f"{result.n_drifted} of {len(result.features)} ({result.drifted_share:.0%})")
+    head.add_row("drifted features (calendar ones not counted)",
+                 f"{result.n_drifted} of {len(result.counted)} ({result.drifted_share:.0%})")
     if result.score is not None:
         s = result.score
         head.add_row(f"score drift ({s['method']}, threshold {s['threshold']})",
@@ -999,11 +1002,13 @@ def monitor_drift_command(
             left = name in ("feature", "group", "method", "note")
             table.add_column(name, justify="left" if left else "right")
         for name, row in drifted.head(20).iterrows():
+            note = "; ".join(n for n in (row["note"], "strong" if row["strong"] else "",
+                                         "calendar" if row["calendar"] else "") if n)
             table.add_row(name, row["group"], row["method"], f"{row['score']:.3f}", f"{row['threshold']:g}",
-                          f"{row['missing_reference']:.0%} -> {row['missing_current']:.0%}", row["note"])
+                          f"{row['missing_reference']:.0%} -> {row['missing_current']:.0%}", note)
         console.print(table)
     console.print(f"Report {saved.report_id}: {saved.html} and {saved.json}")
-    _monitor_flags(result.flags, fail_on_flag=fail_on_flag, what="drift")
+    _monitor_flags(result.flags, fail_on_flag=fail_on_flag, what="drift", warnings=result.warnings)
 
 
 @monitor_app.command("performance")

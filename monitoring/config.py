@@ -24,6 +24,9 @@ ATTRIBUTES = (
 RATE_METRICS = ("alert_rate", "precision", "fnr", "fpr")
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+CALENDAR_FEATURES = ("cpi_yoy", "food_cpi_yoy", "months_since_lifted", "months_since_exit",
+                     "months_since_disaster", "months_since_job_loss", "assets_check_age_months")
+"""Features that move with the calendar (monthly prices; counters that grow with the length of history)."""
 STATTESTS = ("wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "ks", "chisquare", "z", "TVD",
              "anderson", "ed", "es", "mannw", "cramer_von_mises", "t_test", "empirical_mmd", "fisher_exact",
              "g_test")
@@ -41,9 +44,12 @@ class DriftConfig(BaseModel):
     categorical_threshold: float = Field(default=0.1, gt=0)
     score_method: str = "psi"
     score_threshold: float = Field(default=0.1, gt=0)
-    drifted_share: float = Field(default=0.2, gt=0, le=1)
+    drifted_share: float = Field(default=0.5, gt=0, le=1)
+    warn_share: float = Field(default=0.2, gt=0, le=1)
+    strong_factor: float = Field(default=5.0, ge=1)
     group_share: float = Field(default=0.5, gt=0, le=1)
     min_group_features: PositiveInt = 3
+    calendar_features: tuple[str, ...] = CALENDAR_FEATURES
     flag_on_score: bool = True
     missing_increase: float = Field(default=0.05, ge=0, le=1)
     flag_on_contract: bool = True
@@ -96,6 +102,7 @@ class FairnessConfig(BaseModel):
     reference_groups: dict[str, str] = Field(default_factory=dict)
     min_support: PositiveInt = 30
     confidence: float = Field(default=0.95, gt=0, lt=1)
+    require_separation: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> FairnessConfig:

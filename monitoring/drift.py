@@ -5,7 +5,15 @@ Per feature, one Evidently ``ValueDrift`` with the method and threshold fixed in
 The score (calibrated risk) gets its own method and threshold. Around Evidently's report, doudi adds
 what a drift table alone does not say: the share of drifted features, missing values that appeared,
 features the current data lacks or holds in the wrong type, and whether the raw data still follows the
-data contract. A run is flagged when any of the configured conditions holds (see ``DriftConfig``).
+data contract. A run is *flagged* when any of the configured conditions holds (see ``DriftConfig``);
+weaker signs are reported as *warnings*.
+
+Flags are tuned on what a year of ordinary change looks like against a training snapshot (in the
+synthetic world a run a year after training sees 33-46 % of the features drift while its score does not
+move): a broad share of drifted features (50 %), one feature family drifting *strongly* together (a
+department's feed broke, or a disaster struck), the score distribution shifting, missing values
+appearing, a schema or contract problem. Calendar features (prices, "months since" counters, which move
+with the calendar and the length of history) are shown but never counted.
 
 Evidently is imported only inside :func:`evidently_report` (it takes seconds to import and is never
 needed by the API).
@@ -80,11 +88,13 @@ class DriftResult:
     """A drift comparison, its verdict and the Evidently snapshot behind it.
 
     Attributes:
-        features: one row per feature (index name): kind, method, threshold, score, drifted,
+        features: one row per feature (index name): group, kind, method, threshold, score, drifted,
+            strong (score at least ``strong_factor`` x the threshold), calendar (never counted),
             missing_reference, missing_current, missing_increase, note.
         score: the score's drift (method, threshold, value, drifted) and quantiles on both sides, or None.
         schema: problems with the current frame's columns (absent, wrong type).
         flags: why the run is flagged (empty when it is not), in words.
+        warnings: weaker signs worth a look (they do not flag the run), in words.
     """
 
     reference: DriftData
@@ -95,6 +105,7 @@ class DriftResult:
     flags: list[str]
     config: DriftConfig
     rows: tuple[int, int]
+    warnings: list[str] = field(default_factory=list)
     snapshot: Any = field(default=None, repr=False)
 
     @property
@@ -102,18 +113,27 @@ class DriftResult:
         return bool(self.flags)
 
     @property
+    def counted(self) -> pd.DataFrame:
+        """The features the verdict counts (calendar features left out)."""
+        return self.features[~self.features["calendar"]]
+
+    @property
     def n_drifted(self) -> int:
-        return int(self.features["drifted"].sum())
+        """Drifted features, calendar features left out."""
+        return int(self.counted["drifted"].sum())
 
     @property
     def drifted_share(self) -> float:
-        return float(self.features["drifted"].mean()) if len(self.features) else 0.0
+        """Share of drifted features, calendar features left out."""
+        return float(self.counted["drifted"].mean()) if len(self.counted) else 0.0
 
     def groups(self) -> pd.DataFrame:
-        """Per feature family: features, drifted features and their share."""
-        grouped = self.features.groupby("group", sort=True)["drifted"]
-        table = pd.DataFrame({"features": grouped.size(), "drifted": grouped.sum().astype(int)})
+        """Per feature family (calendar features left out): features, drifted, strongly drifted, shares."""
+        grouped = self.counted.groupby("group", sort=True)
+        table = pd.DataFrame({"features": grouped.size(), "drifted": grouped["drifted"].sum().astype(int),
+                              "strong": grouped["strong"].sum().astype(int)})
         table["share"] = table["drifted"] / table["features"]
+        table["strong_share"] = table["strong"] / table["features"]
         return table
 
     def summary(self) -> dict[str, Any]:
@@ -128,6 +148,7 @@ class DriftResult:
             "drifted_features": self.n_drifted,
             "drifted_share": self.drifted_share,
             "drifted": drifted.index.tolist(),
+            "calendar_drifted": drifted.index[drifted["calendar"]].tolist(),
             "groups": self.groups().to_dict(orient="index"),
             "missing_increased": missing.index.tolist(),
             "score": self.score,
@@ -135,6 +156,7 @@ class DriftResult:
             "contract": None if self.current.contract is None else vars(self.current.contract),
             "flagged": self.flagged,
             "flags": self.flags,
+            "warnings": self.warnings,
             "config": self.config.model_dump(mode="json"),
         })
 
@@ -328,6 +350,8 @@ def drift_report(
     table["missing_increase"] = table["missing_current"] - table["missing_reference"]
     table["drifted"] = table["drifted"].astype(bool)
     table.insert(0, "group", pd.Series(feature_groups(usable), dtype=object).reindex(table.index))
+    table["strong"] = (table["score"] >= config.strong_factor * table["threshold"]).to_numpy(bool)
+    table["calendar"] = table.index.isin(config.calendar_features)
 
     score_summary = None
     if with_score:
@@ -343,6 +367,7 @@ def drift_report(
                          schema=schema, flags=[], config=config, snapshot=snapshot,
                          rows=(len(reference.frame), len(current.frame)))
     result.flags = flag_reasons(result)
+    result.warnings = warning_reasons(result)
     return result
 
 
@@ -351,22 +376,31 @@ def _quantiles(values: pd.Series) -> dict[str, float]:
     return {f"q{int(q * 100)}": float(clean.quantile(q)) if len(clean) else float("nan") for q in QUANTILES}
 
 
+def _names(names: pd.Index, shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (", …" if len(names) > shown else "")
+
+
+def _families(result: DriftResult, column: str, share: str) -> pd.DataFrame:
+    groups = result.groups()
+    return groups[(groups["features"] >= result.config.min_group_features)
+                  & (groups[share] >= result.config.group_share) & (groups[column] > 0)]
+
+
 def flag_reasons(result: DriftResult) -> list[str]:
     """Why a drift result is flagged, one sentence per configured condition that holds."""
     config = result.config
+    counted = result.counted
     reasons = []
     share = result.drifted_share
-    if len(result.features) and share >= config.drifted_share:
-        top = result.features[result.features["drifted"]].sort_values("score", ascending=False).index[:5]
-        reasons.append(f"{result.n_drifted} of {len(result.features)} features drifted ({share:.0%} >= "
-                       f"{config.drifted_share:.0%}), e.g. {', '.join(top)}")
-    groups = result.groups()
-    moved = groups[(groups["features"] >= config.min_group_features)
-                   & (groups["share"] >= config.group_share)]
-    for group, row in moved.iterrows():
-        names = result.features.index[(result.features["group"] == group) & result.features["drifted"]]
-        reasons.append(f"{row['drifted']} of {row['features']} {group} features drifted together "
-                       f"({', '.join(names[:4])}{', …' if len(names) > 4 else ''}): one source moved")
+    if len(counted) and share >= config.drifted_share:
+        top = counted[counted["drifted"]].sort_values("score", ascending=False).index
+        reasons.append(f"{result.n_drifted} of {len(counted)} features drifted ({share:.0%} >= "
+                       f"{config.drifted_share:.0%}), e.g. {_names(top, 5)}")
+    for group, row in _families(result, "strong", "strong_share").iterrows():
+        names = counted.index[(counted["group"] == group) & counted["strong"]]
+        reasons.append(f"{int(row['strong'])} of {int(row['features'])} {group} features drifted strongly "
+                       f"together (at least {config.strong_factor:g} x the threshold: {_names(names)}): "
+                       "one source moved")
     if config.flag_on_score and result.score is not None and result.score["drifted"]:
         s = result.score
         reasons.append(f"score distribution shifted: {s['method']} {s['value']:.3f} >= {s['threshold']} "
@@ -382,6 +416,28 @@ def flag_reasons(result: DriftResult) -> list[str]:
     if config.flag_on_contract and contract is not None and contract.errors:
         reasons.append(f"the data breaks the data contract: {contract.errors} error(s), e.g. "
                        f"{contract.examples[0]}")
+    return reasons
+
+
+def warning_reasons(result: DriftResult) -> list[str]:
+    """Weaker signs of drift, reported without flagging the run."""
+    config = result.config
+    counted = result.counted
+    reasons = []
+    share = result.drifted_share
+    if len(counted) and config.warn_share <= share < config.drifted_share:
+        reasons.append(f"{result.n_drifted} of {len(counted)} features drifted ({share:.0%}, flagged from "
+                       f"{config.drifted_share:.0%})")
+    strong = set(_families(result, "strong", "strong_share").index)
+    for group, row in _families(result, "drifted", "share").iterrows():
+        if group in strong:
+            continue
+        names = counted.index[(counted["group"] == group) & counted["drifted"]]
+        reasons.append(f"{int(row['drifted'])} of {int(row['features'])} {group} features drifted "
+                       f"({_names(names)}), {int(row['strong'])} strongly")
+    calendar = result.features[result.features["calendar"] & result.features["drifted"]]
+    if len(calendar):
+        reasons.append(f"calendar features moved as expected, not counted: {_names(calendar.index, 8)}")
     return reasons
 
 
