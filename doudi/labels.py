@@ -378,6 +378,27 @@ def build_labels(world: World, as_of: pd.Timestamp, *, horizon_months: int = 6) 
     )
 
 
+def hardship_summary(
+    world: World, as_of_dates: list[pd.Timestamp], *, horizon_months: int = 6
+) -> pd.DataFrame:
+    """Cohort size and label base rate per county at each as-of date (for summaries and benchmarks).
+
+    Returns:
+        One row per as-of date and county (``county_code``; ``all`` for the whole world) with
+        ``cohort`` and ``base_rate``.
+    """
+    frames = []
+    frame = _Frame(world)
+    county = pd.Series(frame.county, index=frame.ids)
+    for as_of in as_of_dates:
+        labels = build_labels(world, as_of, horizon_months=horizon_months)
+        by = county.reindex(labels.index).to_numpy()
+        table = labels.groupby(by)["label"].agg(cohort="size", base_rate="mean")
+        table.loc["all"] = [len(labels), labels["label"].mean() if len(labels) else np.nan]
+        frames.append(table.rename_axis("county_code").reset_index().assign(as_of=pd.Timestamp(as_of).date()))
+    return pd.concat(frames, ignore_index=True)[["as_of", "county_code", "cohort", "base_rate"]]
+
+
 def hardship_events(world: World) -> pd.DataFrame:
     """Relapse-like events over the whole world, per county (ground truth, by event date).
 
