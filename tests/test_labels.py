@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from factories import make_world, month_range, standard_rows
 
-from doudi.labels import REASONS, build_labels, cohort, cohort_frame, hardship_events
+from doudi.labels import REASONS, build_labels, cohort, cohort_frame, hardship_events, hardship_summary
 
 T = pd.Timestamp("2024-03-01")
 MONTHS = month_range("2023-01", 24)  # 2023-01 .. 2024-12
@@ -150,3 +150,13 @@ def test_hardship_events_count_households_per_county(world: dict[str, pd.DataFra
     # From at/above to below the line after the first 12 months: A, I (income stops), G (the bill), K
     # (the baby); F was below from the start and never crosses.
     assert row["fell_below_line"] == 4
+
+
+def test_hardship_summary_gives_cohort_and_base_rate_per_county(world: dict[str, pd.DataFrame]) -> None:
+    summary = hardship_summary(world, [T])
+    assert list(summary.columns) == ["as_of", "county_code", "cohort", "base_rate"]
+    rows = summary.set_index("county_code")
+    # One county in the hand-built world, plus the total: 9 in the cohort, 6 of them labelled 1.
+    assert list(rows.index) == ["530102", "all"]
+    assert rows.loc["all", "cohort"] == 9 and rows.loc["all", "base_rate"] == pytest.approx(6 / 9)
+    assert rows.loc["530102", "base_rate"] == pytest.approx(6 / 9)
