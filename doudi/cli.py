@@ -1133,7 +1133,8 @@ def monitor_fairness_command(
         raise typer.Exit(1) from None
     low, high = cfg.fairness.band
     title = f"Fairness of run {summary['run_id']} ({summary['as_of']})"
-    caption = (f"alert: share alerted; prec.: alerted that fell into hardship; FNR: in hardship but not "
+    caption = (f"alert: share alerted by the run or under an open case; prec.: of those, in hardship; "
+               f"FNR: in hardship but not "
                f"alerted, with its {cfg.fairness.confidence:.0%} interval; ratio: FNR / the reference "
                f"group's, flagged outside [{low}, {high}]; small n: under {cfg.fairness.min_support} "
                "households")

@@ -14,7 +14,8 @@ least ``min_support`` households behind that rate (a small group shows its size 
 bare ratio) and, with ``require_separation``, when the two Wilson intervals do not overlap (with few
 false negatives, 1 of 45 against 7 of 45 is a ratio of 0.14 and no evidence of anything).
 
-The same audit runs on a scoring run (alerts against matured labels), on a model's test period at
+The same audit runs on a scoring run (its alerts, and the households already under an open case it did
+not alert again, against matured labels), on a model's test period at
 training time (alerted = top ``alert_fraction`` of each monthly list; logged in the model card and as
 MLflow metrics ``<model>.fairness.<attribute>.<group>.flagged``) and as a promotion check.
 """

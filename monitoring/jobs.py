@@ -203,7 +203,9 @@ def run_fairness(
         labelled = matured(as_of, horizon_months=months, lag_months=config.performance.maturity_lag_months,
                            last_month=last_data_month(world))
         groups = household_groups(world, as_of, elderly_age=config.fairness.elderly_age)
-        frame = scores[["alerted"]].join(groups[list(config.fairness.attributes)], how="left")
+        # In front of a social worker: alerted by this run, or already under an open case it did not repeat.
+        covered = scores["alerted"].to_numpy(bool) | scores["open_case"].to_numpy(bool)
+        frame = scores[[]].assign(alerted=covered).join(groups[list(config.fairness.attributes)], how="left")
         if labelled:
             labels = build_labels(world, as_of, horizon_months=months)["label"]
             frame["label"] = labels.reindex(frame.index).astype("Int64")
@@ -212,7 +214,8 @@ def run_fairness(
         summary = plain({
             "run_id": run_id, "as_of": as_of.strftime("%Y-%m-%d"), "horizon_months": months,
             "labelled": labelled,
-            "households": len(frame), "alerts": int(frame["alerted"].sum()),
+            "households": len(frame), "alerts": int(scores["alerted"].sum()),
+            "open_cases": int((scores["open_case"] & ~scores["alerted"]).sum()),
             "flagged_groups": [f"{a}={g}" for a, g in flagged],
             "groups": audit_records(table), "config": config.fairness.model_dump(mode="json"),
         })
@@ -222,6 +225,8 @@ def run_fairness(
         json_path.write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
         title = f"Fairness of scoring run {run_id} ({as_of.date()})"
         text = markdown(table, config=config.fairness, title=title)
+        text += ("\n\nAlerted here means put in front of a social worker: alerted by this run, or already "
+                 "under an open case from an earlier run (the service does not alert those again).")
         if not labelled:
             text += ("\n\nThe label window has not passed yet: precision, FNR and FPR are not known; "
                      "only sizes and alert rates are shown.")

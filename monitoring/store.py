@@ -46,7 +46,9 @@ def scoring_runs(
 
 def run_scores(session: Session, run_id: int) -> pd.DataFrame:
     """Every household scored in a run (index household_id): village_code, risk, tier, rank, alerted,
-    alert_id."""
+    alert_id and ``open_case``: already under a case opened by an earlier run and not closed when this
+    run was scored (the service does not alert those again unless their tier rises, yet a social worker
+    is looking at them)."""
     scores = session.execute(
         sa.select(HouseholdScore.household_id, HouseholdScore.village_code, HouseholdScore.risk,
                   HouseholdScore.tier, HouseholdScore.rank).where(HouseholdScore.run_id == run_id)
@@ -59,6 +61,14 @@ def run_scores(session: Session, run_id: int) -> pd.DataFrame:
     frame["risk"] = frame["risk"].astype(np.float64)
     frame["alert_id"] = alert_id.reindex(frame.index)
     frame["alerted"] = frame["alert_id"].notna().to_numpy()
+    started = session.scalar(sa.select(ScoringRun.started_at).where(ScoringRun.id == run_id))
+    scored = sa.select(HouseholdScore.household_id).where(HouseholdScore.run_id == run_id)
+    earlier = session.scalars(
+        sa.select(Alert.household_id).distinct().where(
+            Alert.run_id != run_id, Alert.created_at < started, Alert.household_id.in_(scored),
+            sa.or_(Alert.closed_at.is_(None), Alert.closed_at > started))
+    ).all() if started is not None else []
+    frame["open_case"] = frame.index.isin(pd.Index(earlier, dtype=object))
     return frame
 
 

@@ -212,3 +212,26 @@ def test_supervisor_dashboard_shows_the_reports_and_opens_their_pages(api):
     _sign_in(client, "wang")  # a social worker does not
     assert client.get(f"/monitoring/{api['ids']['drift']}").status_code == 403
     client.cookies.clear()
+
+
+def test_households_under_an_open_case_are_marked_in_later_runs(tmp_path):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'doudi.db'}")
+    upgrade(engine)
+    sessions = session_factory(engine)
+    first = save_run(sessions, "2025-01-01", {"a": 0.9, "b": 0.8, "c": 0.1}, ["a", "b"])
+    with transaction(sessions) as session:  # b's case is closed before the next run
+        session.execute(sa.text("UPDATE alerts SET status = 'closed', closed_at = :t "
+                                "WHERE household_id = 'b'"), {"t": dt.datetime(2025, 1, 15, tzinfo=dt.UTC)})
+    second = save_run(sessions, "2025-02-01", {"a": 0.9, "b": 0.7, "c": 0.6}, ["c"])
+    with sessions() as session:
+        later = monitoring_store.run_scores(session, second)
+        earlier = monitoring_store.run_scores(session, first)
+    assert later.loc["a", "open_case"] and not later.loc["a", "alerted"]  # still open from the first run
+    assert not later.loc["b", "open_case"]  # closed before the second run
+    assert later.loc["c", "alerted"] and not later.loc["c", "open_case"]
+    assert not earlier["open_case"].any()
+    engine.dispose()
