@@ -12,7 +12,7 @@ matters most) and false-positive rate, each with a Wilson interval, and the disp
 the band (default [0.8, 1.25]) of a ``flag_metrics`` rate is flagged, but only when both groups have at
 least ``min_support`` households behind that rate (a small group shows its size and interval, never a
 bare ratio) and, with ``require_separation``, when the two Wilson intervals do not overlap (with few
-false negatives, 1 of 45 against 7 of 45 is a ratio of 0.14 and no evidence of anything).
+false negatives, 1 of 40 against 7 of 45 is a ratio of 0.16 and no evidence of anything).
 
 The same audit runs on a scoring run (its alerts, and the households already under an open case it did
 not alert again, against matured labels), on a model's test period at
