@@ -65,8 +65,8 @@ ReportJson = Annotated[
 ]
 COMPARISON_COLUMNS = (
     "roc_auc", "pr_auc", "precision_at_1pct", "precision_at_5pct", "recall_at_5pct", "precision_at_10pct",
-    "brier", "ece", "caught_before_event_share", "lead_time_median_months", "warning_months_per_event",
-    "lead_gain_vs_rules_months",
+    "brier", "ece", "caught_before_event_share", "lead_time_median_months", "lead_time_median_caught_months",
+    "warning_months_per_event", "lead_gain_vs_rules_months",
 )
 
 
@@ -123,7 +123,7 @@ def train_command(directory: WorldDir, config: ConfigFile = None, report_json: R
         comparison.add_column(model, justify="right")
     for metric in COMPARISON_COLUMNS:
         values = [result.metrics[m].get(metric, float("nan")) for m in result.metrics]
-        comparison.add_row(metric, *("" if v != v else f"{v:.4f}" for v in values))
+        comparison.add_row(metric, *("–" if v != v else f"{v:.4f}" for v in values))
     console.print(comparison)
     console.print(f"MLflow run [bold]{result.run_id}[/bold] in {settings.resolved_tracking_uri()}")
     console.print(f"Registered {settings.model_name} version [bold]{result.model_version}[/bold] "

@@ -14,10 +14,13 @@ Conventions (documented because the numbers depend on them):
       the household id (a fair, reproducible order). For each household that falls into hardship in
       month E, the first as-of T (month of T <= E) at which it was on the list; lead = E - month(T) in
       months (0 = flagged at the start of the month it fell). Households never listed before E are not
-      caught. ``lead_time_median_months`` (and ``_mean_``) are over caught households;
-      ``caught_before_event_share`` is caught / all events, so both must be read together;
-      ``warning_months_per_event`` is the mean over all events with an uncaught event counting 0 months
-      (it combines both: a list that warns few households early does not look better than it is).
+      caught: they got no warning, which ranks below every lead.
+      ``lead_time_median_months`` is the median over ALL events (NaN when more than half of them got no
+      warning: the median event was not warned). ``lead_time_median_caught_months`` and
+      ``lead_time_mean_caught_months`` are over caught events only; they are selection-biased (a list
+      that catches only the events it can see long before looks better than one that also catches the
+      imminent ones), so read them with ``caught_before_event_share``. ``warning_months_per_event`` is
+      the mean over all events with an uncaught event counting 0 months.
 """
 
 from __future__ import annotations
@@ -222,14 +225,19 @@ def lead_times(
 
 
 def lead_time_summary(leads: pd.DataFrame) -> dict[str, float]:
-    """Median and mean lead among caught events, the share of events caught before they happened, and
-    the months of warning per event (uncaught events count 0)."""
-    caught = leads["lead_months"].dropna()
+    """Lead-time summary of :func:`lead_times` output (see the module docstring for each name)."""
+    caught = leads["lead_months"].dropna().to_numpy(dtype=np.float64)
     events = len(leads)
+    nan = float("nan")
+    # Not caught = no warning, below every lead: the median over all events is finite only when the
+    # median event was caught.
+    ranked = np.concatenate([np.full(events - len(caught), -np.inf), np.sort(caught)])
+    median_all = float(np.median(ranked)) if events else nan
     return {
         "events": float(events),
-        "caught_before_event_share": float(len(caught) / events) if events else float("nan"),
-        "lead_time_median_months": float(caught.median()) if len(caught) else float("nan"),
-        "lead_time_mean_months": float(caught.mean()) if len(caught) else float("nan"),
-        "warning_months_per_event": float(caught.sum() / events) if events else float("nan"),
+        "caught_before_event_share": float(len(caught) / events) if events else nan,
+        "lead_time_median_months": median_all if np.isfinite(median_all) else nan,
+        "lead_time_median_caught_months": float(np.median(caught)) if len(caught) else nan,
+        "lead_time_mean_caught_months": float(caught.mean()) if len(caught) else nan,
+        "warning_months_per_event": float(caught.sum() / events) if events else nan,
     }

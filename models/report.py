@@ -15,7 +15,8 @@ MODEL_LABELS = {
 }
 CARD_METRICS = ("roc_auc", "pr_auc", "precision_at_1pct", "precision_at_5pct", "recall_at_5pct",
                 "precision_at_10pct", "recall_at_10pct", "brier", "ece", "caught_before_event_share",
-                "lead_time_median_months", "warning_months_per_event", "lead_gain_vs_rules_months",
+                "lead_time_median_months", "lead_time_median_caught_months", "warning_months_per_event",
+                "lead_gain_vs_rules_months",
                 "earlier_than_rules_share")
 
 
@@ -153,10 +154,12 @@ comparison, village review, public notice, township and county approval).
 ## Metrics on the test period
 Ranking metrics use each model's ranking score; ties are averaged exactly over random orders.
 Brier and ECE (10 equal-width bins) use probabilities. Lead time: months between the first monthly list
-(top {lead_time_k:.0%} of the cohort) that held a household and the month it fell into hardship, over the
-households caught before the event; `caught_before_event_share` is the share of all events caught;
-`warning_months_per_event` averages the lead over all events (0 when not caught);
-`lead_gain_vs_rules_months` compares with the rule baseline on the events both caught.
+(top {lead_time_k:.0%} of the cohort) that held a household and the month it fell into hardship.
+`lead_time_median_months` is the median over all events, an event not listed before it happened counting
+as no warning (blank: the median event got no warning); `lead_time_median_caught_months` is over caught
+events only (selection-biased: catching imminent events lowers it); `caught_before_event_share` is the
+share of all events caught; `warning_months_per_event` averages the lead over all events (0 when not
+caught); `lead_gain_vs_rules_months` compares with the rule baseline on the events both caught.
 
 {_markdown_table(shown)}
 

@@ -207,11 +207,11 @@ def evaluate_models(
 def flat_metrics(
     metrics: Mapping[str, Mapping[str, float]], by_county: Mapping[str, Mapping[str, Mapping[str, float]]]
 ) -> dict[str, float]:
-    """``<model>.<metric>`` and ``<model>.county.<code>.<metric>``, finite values only (for MLflow)."""
+    """``<model>.<metric>`` and ``<model>.county.<code>.<metric>`` for MLflow (NaN kept: "undefined")."""
     out = {f"{m}.{k}": v for m, values in metrics.items() for k, v in values.items()}
     out.update({f"{m}.county.{c}.{k}": v for m, counties in by_county.items()
                 for c, values in counties.items() for k, v in values.items()})
-    return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+    return {k: float(v) for k, v in out.items() if v is not None and not np.isinf(v)}
 
 
 def train(

@@ -163,12 +163,29 @@ def test_lead_times_by_hand():
     assert leads.loc["a", "lead_months"] == 0
     assert np.isnan(leads.loc["b", "lead_months"]) and pd.isna(leads.loc["b", "first_flagged"])
     summary = lead_time_summary(leads)
-    assert summary == {"events": 4.0, "caught_before_event_share": 0.5, "lead_time_median_months": 0.5,
-                       "lead_time_mean_months": 0.5, "warning_months_per_event": 0.25}
+    assert np.isnan(summary.pop("lead_time_median_months"))  # half got no warning: so did the median event
+    assert summary == {"events": 4.0, "caught_before_event_share": 0.5, "lead_time_median_caught_months": 0.5,
+                       "lead_time_mean_caught_months": 0.5, "warning_months_per_event": 0.25}
+
+
+def test_lead_time_median_over_all_events_ranks_no_warning_last():
+    leads = pd.DataFrame({"lead_months": [3.0, 0.0, 2.0, np.nan, 5.0]})
+    summary = lead_time_summary(leads)
+    # All events, no warning lowest: [none, 0, 2, 3, 5] -> 2; caught only: [0, 2, 3, 5] -> 2.5.
+    assert summary["lead_time_median_months"] == 2.0
+    assert summary["lead_time_median_caught_months"] == 2.5
+    assert summary["warning_months_per_event"] == pytest.approx(10 / 5)
+    # A list that warns one event early and misses the rest has the larger caught-only median but no
+    # all-events median.
+    sparse = lead_time_summary(pd.DataFrame({"lead_months": [5.0, np.nan, np.nan]}))
+    assert sparse["lead_time_median_caught_months"] == 5.0 and np.isnan(sparse["lead_time_median_months"])
 
 
 def test_lead_times_ignore_lists_after_the_event():
     events = pd.DataFrame({"household_id": ["d"], "event_month": ["2025-07"]})
     leads = lead_times(events, _lists(), fraction=0.25)  # d is listed only from 2025-08
     assert np.isnan(leads.loc["d", "lead_months"])
-    assert np.isnan(lead_time_summary(leads)["lead_time_median_months"])
+    summary = lead_time_summary(leads)
+    assert np.isnan(summary["lead_time_median_months"])
+    assert np.isnan(summary["lead_time_median_caught_months"])
+    assert summary["warning_months_per_event"] == 0.0
