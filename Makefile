@@ -36,6 +36,7 @@ demo: $(STAMP)
 	@echo "Next: $(BIN)/doudi users add NAME --role worker --region CODE, then $(BIN)/doudi serve"
 
 test: $(STAMP)
+	$(BIN)/ruff check doudi features models serving monitoring tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

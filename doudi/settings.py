@@ -30,13 +30,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DOUDI_", env_file=None, extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Folder for the embedded database, MLflow store, outputs.")
+    data_dir: Path = Field(Path("data"), description="Folder for the embedded database, MLflow, outputs.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under data_dir by default.")
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins; sqlite under data_dir by default."
     )
-    id_hmac_key: SecretStr | None = Field(None, description="Key for the HMAC pseudonym of resident ID numbers.")
-    policy_file: Path | None = Field(None, description="Policy thresholds YAML; the packaged default if unset.")
+    id_hmac_key: SecretStr | None = Field(None, description="Key of the HMAC pseudonym of resident IDs.")
+    policy_file: Path | None = Field(None, description="Policy thresholds YAML; packaged default if unset.")
     model_name: str = "doudi-relapse-risk"
 
     def resolved_database_url(self) -> str:
