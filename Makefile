@@ -36,11 +36,11 @@ demo: $(STAMP)
 	@echo "Next: $(BIN)/doudi users add NAME --role worker --region CODE, then $(BIN)/doudi serve"
 
 test: $(STAMP)
-	$(BIN)/ruff check doudi features models serving monitoring tests bench
+	$(BIN)/ruff check --no-cache doudi features models serving monitoring tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check doudi features models serving monitoring tests bench
+	$(BIN)/ruff check --no-cache doudi features models serving monitoring tests bench
 
 bench: $(STAMP)
 	for b in bench/bench_generate.py bench/bench_features.py bench/bench_train.py bench/bench_serving.py; do \

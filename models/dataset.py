@@ -59,7 +59,6 @@ def snapshot(
 ) -> pd.DataFrame:
     """Features (and labels) of the cohort at one as-of date, one row per household."""
     from doudi.labels import build_labels, cohort
-
     from features import build_features
 
     as_of = pd.Timestamp(as_of)
