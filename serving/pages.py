@@ -796,6 +796,16 @@ def _field_errors(page: Page, error: ValidationError) -> dict[str, str]:
     return out
 
 
+# A failed case action re-renders the household page with what the worker typed; the status comes from
+# the domain error, the banner (level, message key) from here.
+_ACTION_ERROR_BANNERS: tuple[tuple[type[Exception], tuple[str, str]], ...] = (
+    (InvalidInput, ("error", "error.form")),
+    (Conflict, ("warn", "error.conflict")),
+    (casework.TransitionNotAllowed, ("warn", "error.state")),
+    (Forbidden, ("error", "error.forbidden_action")),
+)
+
+
 async def _case_action(page: Page, household_id: str, form: Any) -> HTMLResponse | RedirectResponse:
     assert page.principal is not None
     action = str(form.get("action") or "")
@@ -845,31 +855,14 @@ async def _case_action(page: Page, household_id: str, form: Any) -> HTMLResponse
             limits=page.state.policy.casework,
             request_path=str(page.request.url.path),
         )
-    except InvalidInput as error:
-        key = "message_zh" if page.lang == "zh" else "message"
-        state["errors"] = {d["field"]: d[key] for d in error.detail}
+    except (InvalidInput, Conflict, casework.TransitionNotAllowed, Forbidden) as error:
+        if isinstance(error, InvalidInput):
+            key = "message_zh" if page.lang == "zh" else "message"
+            state["errors"] = {d["field"]: d[key] for d in error.detail}
+        level, message = next(b for kind, b in _ACTION_ERROR_BANNERS if isinstance(error, kind))
         return _household_page(
-            page, household_id, forms={action: state}, status_code=422, banner=("error", page.t("error.form"))
-        )
-    except Conflict:
-        return _household_page(
-            page,
-            household_id,
-            forms={action: state},
-            status_code=409,
-            banner=("warn", page.t("error.conflict")),
-        )
-    except casework.TransitionNotAllowed:
-        return _household_page(
-            page, household_id, forms={action: state}, status_code=409, banner=("warn", page.t("error.state"))
-        )
-    except Forbidden:
-        return _household_page(
-            page,
-            household_id,
-            forms={action: state},
-            status_code=403,
-            banner=("error", page.t("error.forbidden_action")),
+            page, household_id, forms={action: state}, status_code=error.status_code,
+            banner=(level, page.t(message)),
         )
     except NotFound:
         return _error_page(page, 404, "not_found")
