@@ -83,17 +83,29 @@ def standards(snap: Snapshot) -> Standards:
     the latest earlier month.
     """
 
-    def compute() -> Standards:
+    def in_force() -> tuple[pd.Index, dict[str, np.ndarray]]:
         table = snap.table("standards")
         latest = (table.sort_values("month", kind="stable")
                   .drop_duplicates(["county_code", "urban_rural"], keep="last"))
-        homes = pd.DataFrame({"county_code": county_codes(snap),
-                              "urban_rural": snap.table("households")["urban_rural"].to_numpy()})
-        joined = homes.merge(latest, on=["county_code", "urban_rural"], how="left", validate="many_to_one")
+        keys = pd.Index(_standard_keys(latest["county_code"].to_numpy(dtype=object),
+                                       latest["urban_rural"].to_numpy()))
         fields = Standards.__dataclass_fields__
-        return Standards(**{name: joined[name].to_numpy(np.float64, na_value=np.nan) for name in fields})
+        return keys, {name: np.append(latest[name].to_numpy(np.float64, na_value=np.nan), np.nan)
+                      for name in fields}
+
+    def compute() -> Standards:
+        keys, values = snap.regional("standards_in_force", ("standards",), in_force)
+        homes = _standard_keys(county_codes(snap), snap.table("households")["urban_rural"].to_numpy())
+        row = keys.get_indexer(homes)  # -1 (no standard known) picks the trailing NaN
+        return Standards(**{name: column[row] for name, column in values.items()})
 
     return snap.cached("standards", compute)
+
+
+def _standard_keys(counties: np.ndarray, urban_rural: np.ndarray) -> np.ndarray:
+    """``county|urban_rural-code`` keys (missing counties never match a standards row)."""
+    county = pd.Series(counties, dtype=object).fillna("?").astype(str).to_numpy(dtype=object)
+    return county + "|" + np.asarray(urban_rural).astype(str).astype(object)
 
 
 def policy_rules(snap: Snapshot) -> tuple[list[PolicyRules], np.ndarray]:

@@ -26,27 +26,46 @@ def _exposure(snap: Snapshot) -> pd.DataFrame:
     def compute() -> pd.DataFrame:
         village = pd.Series(snap.table("households")["village_code"], dtype="string").fillna("")
         codes, villages = pd.factorize(village)
-        villages = pd.Series(villages, dtype="string")
-        disasters = snap.table("disasters")
-        disasters = pd.DataFrame({
-            "region_code": pd.Series(disasters["region_code"], dtype="string"),
-            "severity": disasters["severity"].to_numpy(np.float64),
-            "start": disasters["start_date"].to_numpy(),
-            "row": np.arange(len(disasters)),
+        # Exposure depends on the village and T only: villages already seen at this T (by an earlier
+        # call of a server, say) are looked up, the others computed together and remembered.
+        known = snap.regional("disaster_exposure_by_village", ("disasters",), dict)
+        new = [v for v in villages if v not in known]
+        if new:
+            known.update(_village_exposure(snap, pd.Series(new, dtype="string")))
+        rows = [known[v] for v in villages]
+        per_village = pd.DataFrame({
+            "count_12m": np.array([r[0] for r in rows], dtype=np.float64),
+            "severity_12m": np.array([r[1] for r in rows], dtype=np.float64),
+            "last_start": np.array([r[2] for r in rows], dtype="datetime64[ns]"),
         })
-        keys = [pd.DataFrame({"region_code": villages.str.slice(0, p) + "0" * (12 - p),
-                              "village": np.arange(len(villages))}) for p in AREA_PREFIXES]
-        hits = (pd.concat(keys, ignore_index=True).merge(disasters, on="region_code")
-                .drop_duplicates(["village", "row"]))
-        recent = hits["start"].to_numpy() >= snap.months_ago(12)
-        per_village = pd.DataFrame(index=pd.RangeIndex(len(villages)))
-        per_village["count_12m"] = np.bincount(hits["village"].to_numpy()[recent], minlength=len(villages))
-        per_village["severity_12m"] = (hits.loc[recent].groupby("village")["severity"].max()
-                                       .reindex(per_village.index).fillna(0.0))
-        per_village["last_start"] = hits.groupby("village")["start"].max().reindex(per_village.index)
         return per_village.iloc[codes].reset_index(drop=True)
 
     return snap.cached("disaster_exposure", compute)
+
+
+def _village_exposure(snap: Snapshot, villages: pd.Series) -> dict[str, tuple[float, float, np.datetime64]]:
+    """Village code -> (disasters in 12 months, worst severity in 12 months, latest start known)."""
+    disasters = snap.table("disasters")
+    disasters = pd.DataFrame({
+        "region_code": pd.Series(disasters["region_code"], dtype="string"),
+        "severity": disasters["severity"].to_numpy(np.float64),
+        "start": disasters["start_date"].to_numpy(),
+        "row": np.arange(len(disasters)),
+    })
+    keys = [pd.DataFrame({"region_code": villages.str.slice(0, p) + "0" * (12 - p),
+                          "village": np.arange(len(villages))}) for p in AREA_PREFIXES]
+    hits = (pd.concat(keys, ignore_index=True).merge(disasters, on="region_code")
+            .drop_duplicates(["village", "row"]))
+    recent = hits["start"].to_numpy() >= snap.months_ago(12)
+    place = hits["village"].to_numpy()
+    count = np.bincount(place[recent], minlength=len(villages)).astype(np.float64)
+    severity = np.zeros(len(villages))
+    np.fmax.at(severity, place[recent], hits["severity"].to_numpy()[recent])
+    last = np.full(len(villages), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if len(hits):
+        latest = hits.groupby("village")["start"].max()
+        last[latest.index.to_numpy()] = latest.to_numpy("datetime64[ns]")
+    return {str(v): (count[i], severity[i], last[i]) for i, v in enumerate(villages)}
 
 
 def _losses(snap: Snapshot) -> pd.DataFrame:

@@ -16,6 +16,7 @@ born (``birth_date < T``) and, when the member's ``recorded_at`` is given, once 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -150,7 +151,18 @@ def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """
     if mask.all():
         return frame
-    return pd.DataFrame({name: frame[name].to_numpy()[mask] for name in frame.columns}, copy=False)
+    return numpy_frame({name: frame[name].to_numpy()[mask] for name in frame.columns})
+
+
+def numpy_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A frame over numpy columns, labelled by a plain object index.
+
+    Builders read a few hundred columns per snapshot; with pandas' default (Arrow-backed) string labels
+    each lookup costs half again as much, which a one-household call notices.
+    """
+    frame = pd.DataFrame(columns, copy=False)
+    frame.columns = pd.Index(list(columns), dtype=object)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -188,8 +200,37 @@ def encode_world(world: World, *, policy: PolicyConfig | None = None) -> Encoded
     ids = pd.Index(world["households"]["household_id"].astype("string"), name="household_id")
     if not ids.is_unique:
         raise ValueError(f"duplicate household ids: {list(ids[ids.duplicated()][:5])}")
-    tables = {name: _encode_table(TABLES[name], world.get(name), ids) for name in TABLES}
+    tables = {name: _encode_cached(TABLES[name], world.get(name), ids) for name in TABLES}
     return EncodedWorld(ids=ids, tables=tables, policy=policy)
+
+
+# A scoring server encodes a new world per call, but its region tables (regions, standards, disasters)
+# are the same frames every time, and an empty household table encodes the same whatever the
+# households. Both are kept, keyed by the frame's identity and checked against a weak reference so a
+# freed frame whose id is reused is never mistaken for it. Worlds are immutable once built.
+_REGION_TABLES: dict[tuple[str, int], tuple[weakref.ref[pd.DataFrame], int, pd.DataFrame]] = {}
+_REGION_TABLES_KEPT = 16
+_EMPTY_TABLES: dict[str, pd.DataFrame] = {}
+_REGIONAL: dict[tuple[Any, ...], tuple[tuple[weakref.ref[pd.DataFrame], ...], Any]] = {}
+_REGIONAL_KEPT = 64
+
+
+def _encode_cached(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame:
+    if frame is None or not len(frame):
+        if table.name not in _EMPTY_TABLES:
+            _EMPTY_TABLES[table.name] = _encode_table(table, None, ids)
+        return _EMPTY_TABLES[table.name]
+    if any(column.name == "household_id" for column in table.columns):
+        return _encode_table(table, frame, ids)
+    key = (table.name, id(frame))
+    hit = _REGION_TABLES.get(key)
+    if hit is not None and hit[0]() is frame and hit[1] == len(frame):
+        return hit[2]
+    encoded = _encode_table(table, frame, ids)
+    if len(_REGION_TABLES) >= _REGION_TABLES_KEPT:
+        _REGION_TABLES.pop(next(iter(_REGION_TABLES)))
+    _REGION_TABLES[key] = (weakref.ref(frame), len(frame), encoded)
+    return encoded
 
 
 def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame:
@@ -224,7 +265,7 @@ def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd
                     np.float64, na_value=np.nan)
             else:
                 columns[column.name] = values.to_numpy()
-    encoded = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
+    encoded = numpy_frame(columns) if columns else pd.DataFrame(index=pd.RangeIndex(len(frame)))
     return select_rows(encoded, keep)
 
 
@@ -263,6 +304,24 @@ class Snapshot:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    def regional(self, key: str, tables: tuple[str, ...], compute: Callable[[], T]) -> T:
+        """``compute()`` once per as-of date for intermediates that depend only on region-level
+        ``tables`` (no household data) and T, shared by every snapshot of the same encoded tables.
+
+        A server scoring one household per call then pays for, say, the standards in force at T once,
+        not on every call. ``compute`` must read nothing but ``tables`` and ``self.as_of``.
+        """
+        frames = tuple(self._encoded.tables[name] for name in tables)
+        memo_key = (key, self.as_of, *(id(frame) for frame in frames))
+        hit = _REGIONAL.get(memo_key)
+        if hit is not None and all(ref() is frame for ref, frame in zip(hit[0], frames, strict=True)):
+            return hit[1]
+        value = compute()
+        if len(_REGIONAL) >= _REGIONAL_KEPT:
+            _REGIONAL.pop(next(iter(_REGIONAL)))
+        _REGIONAL[memo_key] = (tuple(weakref.ref(frame) for frame in frames), value)
+        return value
 
     def months_ago(self, months: int) -> np.datetime64:
         """The date ``months`` calendar months before T (window starts: ``date >= T - k months``)."""
