@@ -47,6 +47,7 @@ not count as a new entry either (it began before T).
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import numpy as np
@@ -60,6 +61,7 @@ REASONS = ("income_below_line", "dibao", "tekun", "temporary_assistance")
 """Conditions of the label, in the order that breaks ties within a month."""
 
 _MAIN_PROGRAMMES = ("dibao", "tekun")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _REPORTING_LAG_MONTHS = 2  # the cohort judges the 12 months ending two months before T's month
 
 
@@ -70,11 +72,11 @@ def _arrow(values: pd.Series) -> pa.Array:
 
 
 def _month_number(month: pd.Series) -> np.ndarray:
-    """``YYYY-MM`` -> year * 12 + month - 1 (missing -> -1); parsed once per distinct value."""
+    """``YYYY-MM`` -> year * 12 + month - 1 (missing or malformed -> -1); parsed once per distinct value."""
     encoded = pc.dictionary_encode(_arrow(month))
-    uniques = pd.Series(encoded.dictionary.to_pylist(), dtype=object)
-    parsed = pd.to_datetime(uniques, format="%Y-%m", errors="coerce")
-    lookup = np.append((parsed.dt.year * 12 + parsed.dt.month - 1).fillna(-1).to_numpy(np.int64), -1)
+    uniques = encoded.dictionary.to_pylist()
+    lookup = np.array([int(u[:4]) * 12 + int(u[5:7]) - 1 if _MONTH.fullmatch(u) else -1 for u in uniques]
+                      + [-1], dtype=np.int64)
     codes = pc.fill_null(encoded.indices, len(uniques)).to_numpy(zero_copy_only=False)
     return lookup[codes]
 
@@ -123,6 +125,7 @@ class _Frame:
 # used only while the very same frames are alive and of the same length.
 _CODES: dict[tuple[int, int, str], tuple[weakref.ref, weakref.ref, np.ndarray, np.ndarray]] = {}
 _CODES_KEPT = 8
+_LINES: dict[tuple[int, pd.Timestamp], tuple[weakref.ref, int, pd.Series]] = {}
 
 
 def _codes(world: World, frame: _Frame, table: str, month_of: str) -> tuple[np.ndarray, np.ndarray]:
@@ -213,18 +216,28 @@ def _lines(world: World, frame: _Frame, first: int, months: int) -> np.ndarray:
 def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
     """The latest monitoring line known before T for a month up to T's month, per household."""
     standards = world["standards"]
-    month = _month_number(standards["month"])
-    known = (
-        (standards["recorded_at"].to_numpy("datetime64[ns]") < as_of.to_datetime64())
-        & (month >= 0)
-        & (month <= _timestamp_month(as_of))
-    )
-    rows = standards.loc[known].assign(_m=month[known]).sort_values("_m", kind="stable")
-    key = rows["county_code"].astype("string").str.cat(rows["urban_rural"].astype("string"), sep="|")
-    latest = pd.Series(
-        rows["monitoring_line"].to_numpy(np.float64, na_value=np.nan), index=key.to_numpy(object)
-    )
-    latest = latest[~latest.index.duplicated(keep="last")]
+    # The lines depend on the standards table and T only: a server judging one household per call
+    # (the same standards frame every time) derives them once per T.
+    key = (id(standards), as_of)
+    hit = _LINES.get(key)
+    if hit is not None and hit[0]() is standards and hit[1] == len(standards):
+        latest = hit[2]
+    else:
+        month = _month_number(standards["month"])
+        known = (
+            (standards["recorded_at"].to_numpy("datetime64[ns]") < as_of.to_datetime64())
+            & (month >= 0)
+            & (month <= _timestamp_month(as_of))
+        )
+        rows = standards.loc[known].assign(_m=month[known]).sort_values("_m", kind="stable")
+        place = rows["county_code"].astype("string").str.cat(rows["urban_rural"].astype("string"), sep="|")
+        latest = pd.Series(
+            rows["monitoring_line"].to_numpy(np.float64, na_value=np.nan), index=place.to_numpy(object)
+        )
+        latest = latest[~latest.index.duplicated(keep="last")]
+        if len(_LINES) >= _CODES_KEPT:
+            _LINES.pop(next(iter(_LINES)))
+        _LINES[key] = (weakref.ref(standards), len(standards), latest)
     return latest.reindex(frame.key).to_numpy(np.float64, na_value=np.nan)
 
 
