@@ -23,6 +23,7 @@ class PolicyRules(BaseModel):
     medical_trigger_share_other: float
     employment_cost_deduction: float
     disaster_loss_trigger: float
+    disaster_loss_income_share: float
     cpi_linkage_threshold: float
     food_cpi_linkage_threshold: float
     serious_disability_grades: tuple[int, ...]

@@ -1,16 +1,31 @@
 """The official single-indicator triggers, declared once: the rule baseline ranks by them and the
 serving layer shows the ones that fired.
 
-Each trigger is a set of conditions on feature columns (any one fires it); thresholds are either a plain
-number or the name of a :class:`doudi.policy.PolicyRules` field, looked up per county (policy overrides
-by region-code prefix apply). A missing feature value never fires a condition.
+A trigger fires for a row when any one of its ``conditions`` holds *and* every condition of its
+``requires`` gate holds. A condition may carry its own gate (``when``): it only applies to rows where
+that gate holds (the medical trigger uses this to give lifted-out households their own threshold).
+Thresholds are either a plain number or the name of a :class:`doudi.policy.PolicyRules` field, looked
+up per county (policy overrides by region-code prefix apply). A missing feature value never fires a
+condition and never opens a gate.
 
-Severity of a fired condition, in [0, 1]: below a line ``t``: ``(t - x) / t`` (how far below); above a
-threshold ``t > 0``: ``1 - t / x`` (how far past it); above zero (counts): ``x / (1 + x)``.
+Severity of a fired trigger, in [0, 1]: the largest severity of its ``conditions`` that fired; gates
+(``requires``, ``when``) decide whether a condition counts but never change its severity. Below a line
+``t``: ``(t - x) / t`` (how far below); above a threshold ``t > 0``: ``1 - t / x`` (how far past it);
+above zero (counts): ``x / (1 + x)``; an equality: 1.
 
-The medical trigger uses ``medical_trigger_share`` (50 %, the share the policy sets for lifted-out
-households) for every household, as the issue's baseline does; the policy's 100 % for other rural
-residents (``medical_trigger_share_other``) would fire for fewer households.
+What each trigger asks (thresholds in ``doudi/policy.yaml``):
+
+* ``below_edge_line`` fires for a household *newly* below the edge line: not already an edge family
+  (for an edge family, being below the line is its definition, not news). Households on dibao or 特困
+  are already outside the cohort (``doudi.labels.cohort``), so the gate does not repeat that.
+* ``medical_burden`` is the published medical-bill rule: out-of-pocket spending over 12 months above
+  ``medical_trigger_share`` of last year's local per-capita disposable income for lifted-out
+  households, above ``medical_trigger_share_other`` for every other household.
+* ``disaster_loss`` needs an assessed loss of at least ``disaster_loss_trigger`` yuan *and* of at least
+  ``disaster_loss_income_share`` of the household's annual income: the same loss is a catastrophe for
+  one household and a setback for another.
+* ``uninsured_job_loss`` and ``below_monitoring_line`` are single conditions on recent events or on
+  income relative to a line; they need no gate.
 
 The price-linkage trigger (CPI y/y >= 3.5 % or food CPI y/y >= 6 %) is evaluated and shown, but it is
 not counted by the rule baseline (``ranks=False``): it fires for every household of a region in the same
@@ -19,6 +34,7 @@ month, so counting it would lift whole regions up the list without telling house
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,16 +43,30 @@ import pandas as pd
 
 from doudi.policy import PolicyConfig, PolicyRules, load_policy
 
-Op = Literal["<", ">", ">="]
+Op = Literal["<", "<=", ">", ">=", "=="]
 
 
 @dataclass(frozen=True)
 class Condition:
-    """``feature op threshold``; ``threshold`` is a number or a PolicyRules field name."""
+    """``feature op threshold``; ``threshold`` is a number or a PolicyRules field name.
+
+    Attributes:
+        when: gate of this condition alone: it holds only for rows where all of these hold too.
+    """
 
     feature: str
     op: Op
     threshold: float | str
+    when: tuple[Condition, ...] = ()
+
+    def features(self) -> list[str]:
+        """The feature columns this condition reads, its gate's included."""
+        return [self.feature, *(name for gate in self.when for name in gate.features())]
+
+    def policy_fields(self) -> list[str]:
+        """The PolicyRules fields its thresholds name, its gate's included."""
+        own = [self.threshold] if isinstance(self.threshold, str) else []
+        return [*own, *(name for gate in self.when for name in gate.policy_fields())]
 
 
 @dataclass(frozen=True)
@@ -45,9 +75,11 @@ class Trigger:
 
     Attributes:
         name: column name in :func:`evaluate_triggers` output.
-        conditions: any one of them fires the trigger.
-        zh, en: the rule in the policy's words; ``{field}`` placeholders are PolicyRules fields.
+        conditions: any one of them fires the trigger (they alone set its severity).
+        zh, en: the whole rule in the policy's words; ``{field}`` placeholders are PolicyRules fields,
+            and every field a threshold names must appear in both (checked on creation).
         source: where the rule comes from.
+        requires: gate: all of them must hold as well.
         ranks: counted by the rule baseline's score.
     """
 
@@ -56,7 +88,25 @@ class Trigger:
     zh: str
     en: str
     source: str
+    requires: tuple[Condition, ...] = ()
     ranks: bool = True
+
+    def __post_init__(self) -> None:
+        for lang, text in (("zh", self.zh), ("en", self.en)):
+            stated = {field for _, field, _, _ in string.Formatter().parse(text) if field}
+            unstated = [f for f in self.policy_fields() if f not in stated]
+            if unstated:
+                raise ValueError(f"trigger {self.name}: the {lang} text does not state {', '.join(unstated)}")
+
+    def features(self) -> list[str]:
+        """The feature columns the trigger reads (conditions, then gates), each once."""
+        names = [name for c in (*self.conditions, *self.requires) for name in c.features()]
+        return list(dict.fromkeys(names))
+
+    def policy_fields(self) -> list[str]:
+        """The PolicyRules fields its thresholds name, each once."""
+        names = [name for c in (*self.conditions, *self.requires) for name in c.policy_fields()]
+        return list(dict.fromkeys(names))
 
     def text(self, rules: PolicyRules, lang: str = "zh") -> str:
         """The rule as a sentence with the thresholds in force for ``rules``."""
@@ -76,24 +126,36 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         name="below_edge_line",
         conditions=(Condition("income_to_edge_line", "<", 1.0),),
-        zh="家庭人均月收入低于低保边缘标准（低保标准的{edge_multiplier:g}倍）",
-        en="Per-capita monthly income is below the edge line ({edge_multiplier:g} x the dibao standard)",
+        requires=(Condition("edge_family", "==", 0.0),),
+        zh="家庭人均月收入低于低保边缘标准（低保标准的{edge_multiplier:g}倍），且目前不是低保边缘家庭",
+        en="Per-capita monthly income is below the edge line ({edge_multiplier:g} x the dibao standard) "
+           "and the household is not already an edge family",
         source="低保边缘家庭认定 (policy.edge_multiplier x standards.dibao_standard)",
     ),
     Trigger(
         name="medical_burden",
-        conditions=(Condition("medical_oop_share_12m", ">", "medical_trigger_share"),),
-        zh="近12个月自付医疗费用超过家庭收入的{medical_trigger_share:.0%}",
-        en="Out-of-pocket medical spending over 12 months exceeds {medical_trigger_share:.0%} of household "
-           "income",
-        source="因病监测预警 (policy.medical_trigger_share)",
+        conditions=(
+            Condition("medical_oop_to_local_income", ">", "medical_trigger_share",
+                      when=(Condition("lifted_out", "==", 1.0),)),
+            Condition("medical_oop_to_local_income", ">", "medical_trigger_share_other",
+                      when=(Condition("lifted_out", "==", 0.0),)),
+        ),
+        zh="近12个月自付医疗费用超过当地上年人均可支配收入的{medical_trigger_share:.0%}（已脱贫户）"
+           "或{medical_trigger_share_other:.0%}（其他家庭）",
+        en="Out-of-pocket medical spending over 12 months exceeds {medical_trigger_share:.0%} (households "
+           "lifted out of poverty) or {medical_trigger_share_other:.0%} (other households) of last year's "
+           "local per-capita disposable income",
+        source="因病监测预警 (policy.medical_trigger_share, policy.medical_trigger_share_other)",
     ),
     Trigger(
         name="disaster_loss",
         conditions=(Condition("disaster_loss_12m", ">=", "disaster_loss_trigger"),),
-        zh="近12个月灾害损失达到{disaster_loss_trigger:,.0f}元",
-        en="Assessed disaster loss over 12 months of at least {disaster_loss_trigger:,.0f} yuan",
-        source="因灾监测预警 (policy.disaster_loss_trigger)",
+        requires=(Condition("disaster_loss_to_income", ">=", "disaster_loss_income_share"),),
+        zh="近12个月灾害损失达到{disaster_loss_trigger:,.0f}元，且不低于家庭年收入的"
+           "{disaster_loss_income_share:.0%}",
+        en="Assessed disaster loss over 12 months of at least {disaster_loss_trigger:,.0f} yuan and at least "
+           "{disaster_loss_income_share:.0%} of household annual income",
+        source="因灾监测预警 (policy.disaster_loss_trigger, policy.disaster_loss_income_share)",
     ),
     Trigger(
         name="uninsured_job_loss",
@@ -119,12 +181,13 @@ RANKING_TRIGGERS: tuple[str, ...] = tuple(t.name for t in TRIGGERS if t.ranks)
 
 
 def trigger_features() -> list[str]:
-    """Feature columns the triggers read (plus ``county_code`` for per-region thresholds)."""
-    names = [c.feature for t in TRIGGERS for c in t.conditions]
-    return list(dict.fromkeys(names))
+    """Feature columns the triggers read, gates included (plus ``county_code`` for per-region thresholds)."""
+    return list(dict.fromkeys(name for t in TRIGGERS for name in t.features()))
 
 
-def _thresholds(condition: Condition, rules_by_row: pd.DataFrame | None, defaults: PolicyRules) -> np.ndarray:
+def _thresholds(
+    condition: Condition, rules_by_row: pd.DataFrame | None, defaults: PolicyRules
+) -> np.ndarray | np.float64:
     if not isinstance(condition.threshold, str):
         return np.float64(condition.threshold)
     if rules_by_row is None:
@@ -143,6 +206,27 @@ def _rules_by_row(features: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame 
         index=county.unique(),
     )
     return table.reindex(county.to_numpy()).reset_index(drop=True)
+
+
+def _holds(condition: Condition, features: pd.DataFrame, rules_by_row: pd.DataFrame | None,
+           defaults: PolicyRules) -> tuple[np.ndarray, np.ndarray]:
+    """Rows where ``condition`` and its own gate hold, and the condition's severity (see the module doc)."""
+    x = features[condition.feature].to_numpy(dtype=np.float64, na_value=np.nan)
+    t = _thresholds(condition, rules_by_row, defaults)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if condition.op in ("<", "<="):
+            hit = x < t if condition.op == "<" else x <= t
+            level = np.where(t > 0, (t - x) / t, 1.0)
+        elif condition.op in (">", ">="):
+            hit = x > t if condition.op == ">" else x >= t
+            level = np.where(t > 0, 1.0 - t / x, x / (1.0 + x))
+        else:
+            hit = x == t
+            level = np.ones(len(x))
+    hit = hit & ~np.isnan(x)
+    for gate in condition.when:
+        hit &= _holds(gate, features, rules_by_row, defaults)[0]
+    return hit, np.clip(np.nan_to_num(level, nan=0.0), 0.0, 1.0)
 
 
 def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None) -> pd.DataFrame:
@@ -172,23 +256,16 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
         fired = np.zeros(len(features), dtype=bool)
         severity = np.zeros(len(features))
         for condition in trigger.conditions:
-            x = features[condition.feature].to_numpy(dtype=np.float64, na_value=np.nan)
-            t = _thresholds(condition, rules_by_row, policy.defaults)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                if condition.op == "<":
-                    hit = x < t
-                    level = np.where(t > 0, (t - x) / t, 1.0)
-                else:
-                    hit = x > t if condition.op == ">" else x >= t
-                    level = np.where(t > 0, 1.0 - t / x, x / (1.0 + x))
-            hit &= ~np.isnan(x)
-            level = np.clip(np.nan_to_num(level, nan=0.0), 0.0, 1.0)
+            hit, level = _holds(condition, features, rules_by_row, policy.defaults)
             severity = np.where(hit, np.maximum(severity, level), severity)
             fired |= hit
+        for gate in trigger.requires:
+            fired &= _holds(gate, features, rules_by_row, policy.defaults)[0]
+        severity = np.where(fired, severity, 0.0)
         out[trigger.name] = fired
         if trigger.ranks:
             n_fired += fired
-            severity_sum += np.where(fired, severity, 0.0)
+            severity_sum += severity
     out["n_fired"] = n_fired
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_severity = np.where(n_fired > 0, severity_sum / np.maximum(n_fired, 1), 0.0)

@@ -109,15 +109,15 @@ def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
     """Per row, the fired triggers as dicts: name, zh, en (the rule with the thresholds in force),
-    source, ranks (whether it forces an alert), figures (the feature values it read)."""
+    source, ranks (whether it forces an alert), figures (the value of every feature it read, its gates'
+    included: ``Trigger.features``)."""
     from models.triggers import TRIGGERS
 
     rules_cache: dict[str, Any] = {}
     counties = features["county_code"].astype("string").fillna("") if "county_code" in features else None
     out: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
     for trigger in TRIGGERS:
-        names = [c.feature for c in trigger.conditions]
-        values = features[names]
+        values = features[trigger.features()]
         for i in np.flatnonzero(fired[trigger.name].to_numpy(bool)):  # formatting only, fired rows
             region = str(counties.iat[i]) if counties is not None else ""
             if region not in rules_cache:

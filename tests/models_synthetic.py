@@ -19,6 +19,9 @@ NUMERIC = (
 )
 CATEGORICAL = ("county_code", "urban_rural")
 FEATURES = (*NUMERIC, *CATEGORICAL)
+TRIGGER_ONLY = ("edge_family", "medical_oop_to_local_income", "disaster_loss_to_income")
+"""Columns the triggers read (gates, the medical yardstick) that are not model inputs here."""
+LOCAL_INCOME = 15000.0  # last year's local per-capita disposable income, yuan (medical yardstick)
 MONOTONE = {
     "income_to_monitoring_line": -1, "income_to_edge_line": -1, "income_to_dibao_standard": -1,
     "income_drop_3m_vs_12m": 1, "medical_oop_3m": 1, "medical_oop_12m": 1, "medical_oop_share_12m": 1,
@@ -58,6 +61,11 @@ def features(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
         "urban_rural": pd.array(rng.choice(("urban", "rural"), n), dtype="string"),
     })
     frame.loc[rng.random(n) < 0.05, "medical_oop_share_12m"] = np.nan
+    # Their own generator, so that the model features and the labels stay what they were.
+    extra = np.random.default_rng([seed, 1])
+    frame["edge_family"] = (extra.random(n) < 0.1).astype(float)
+    frame["medical_oop_to_local_income"] = oop12 / LOCAL_INCOME
+    frame["disaster_loss_to_income"] = np.minimum(loss / (ratio * 9000 * 3), 10)
     z = (-2.6 - 2.2 * np.log(ratio) + 3.0 * drop + 1.5 * np.minimum(share, 3) + loss / 8000 + 1.0 * job
          + 0.4 * (frame["county_code"] == "530104").to_numpy(dtype=float))
     label = (rng.random(n) < 1.0 / (1.0 + np.exp(-z))).astype(np.int64)

@@ -25,8 +25,9 @@ PARAMS = {"objective": "binary", "verbosity": -1, "num_threads": 1, "learning_ra
 
 
 def _row(**values: float) -> dict:
-    base = {"income_to_monitoring_line": 2.0, "income_to_edge_line": 2.0, "medical_oop_share_12m": 0.0,
-            "disaster_loss_12m": 0.0, "uninsured_job_loss_6m": 0.0, "cpi_yoy": 2.0, "food_cpi_yoy": 2.0,
+    base = {"income_to_monitoring_line": 2.0, "income_to_edge_line": 2.0, "edge_family": 0.0,
+            "medical_oop_to_local_income": 0.0, "lifted_out": 0.0, "disaster_loss_12m": 0.0,
+            "disaster_loss_to_income": 0.0, "uninsured_job_loss_6m": 0.0, "cpi_yoy": 2.0, "food_cpi_yoy": 2.0,
             "county_code": "530102"}
     base.update(values)
     return base
@@ -39,13 +40,13 @@ def test_each_trigger_fires_exactly_at_its_threshold():
         _row(income_to_monitoring_line=0.75),
         _row(income_to_monitoring_line=1.0),  # on the line: not below
         _row(income_to_edge_line=0.5),
-        _row(medical_oop_share_12m=0.5),  # equal to the share: not over
-        _row(medical_oop_share_12m=2.0),
-        _row(disaster_loss_12m=5000.0),  # >= trigger
+        _row(medical_oop_to_local_income=1.0),  # equal to the share (not lifted out): not over
+        _row(medical_oop_to_local_income=2.0),
+        _row(disaster_loss_12m=5000.0, disaster_loss_to_income=0.5),  # >= trigger, >= share of income
         _row(uninsured_job_loss_6m=3.0),
         _row(cpi_yoy=3.5),
         _row(food_cpi_yoy=6.0),
-        _row(income_to_monitoring_line=np.nan, medical_oop_share_12m=np.nan),
+        _row(income_to_monitoring_line=np.nan, medical_oop_to_local_income=np.nan),
     ])
     fired = evaluate_triggers(frame, load_policy())
     assert list(fired.columns) == [*TRIGGER_NAMES, "n_fired", "severity"]
@@ -58,8 +59,8 @@ def test_each_trigger_fires_exactly_at_its_threshold():
     np.testing.assert_array_equal(table, expected)
     # Price linkage is shown but not counted.
     assert fired["n_fired"].tolist() == [0, 1, 0, 1, 0, 1, 1, 1, 0, 0, 0]
-    # Severity: (1 - 0.75) below the line; 1 - 0.5/2 over the share; 1 - 5000/5000 at the loss; 3/(1+3).
-    assert fired["severity"].tolist() == pytest.approx([0, 0.25, 0, 0.5, 0, 0.75, 0, 0.75, 0, 0, 0])
+    # Severity: (1 - 0.75) below the line; 1 - 1/2 over the share; 1 - 5000/5000 at the loss; 3/(1+3).
+    assert fired["severity"].tolist() == pytest.approx([0, 0.25, 0, 0.5, 0, 0.5, 0, 0.75, 0, 0, 0])
 
 
 def test_severity_is_the_mean_of_fired_triggers_and_stays_below_one():
@@ -74,8 +75,8 @@ def test_severity_is_the_mean_of_fired_triggers_and_stays_below_one():
 def test_policy_overrides_apply_per_county():
     base = load_policy().model_dump()
     policy = PolicyConfig.model_validate({**base, "overrides": {"530104": {"disaster_loss_trigger": 1000}}})
-    frame = pd.DataFrame([_row(disaster_loss_12m=2000.0),
-                          _row(disaster_loss_12m=2000.0, county_code="530104")])
+    frame = pd.DataFrame([_row(disaster_loss_12m=2000.0, disaster_loss_to_income=0.6),
+                          _row(disaster_loss_12m=2000.0, disaster_loss_to_income=0.6, county_code="530104")])
     assert evaluate_triggers(frame, policy)["disaster_loss"].tolist() == [False, True]
 
 
