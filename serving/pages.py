@@ -65,7 +65,9 @@ ACTIVE_NAV = {
 }
 MIN_REASON = 4
 ASSISTANCE_PROGRAMME = {"single_person": "dibao"}
-SHARE_FIGURES = frozenset({"medical_oop_share_12m", "medical_trigger_share"})
+SHARE_FIGURES = frozenset({"medical_trigger_share", "medical_trigger_share_other",
+                           "disaster_loss_income_share"})
+"""Policy figures that are shares (features say so by their unit: ``share`` or ``ratio``)."""
 RECURRING = ("dibao", "tekun", "edge")
 """Programmes paid monthly (their amount is per month); the others are one-off totals."""
 """Recommended programme -> the contract programme a proposal enrols in (单人户 is dibao for one person)."""
@@ -769,7 +771,7 @@ def _figure_value(name: str, value: Any) -> str:
     spec = REGISTRY.get(name)
     unit = spec.unit if spec is not None else ""
     if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(float(value)):
-        if unit == "share" or name in SHARE_FIGURES:
+        if unit in ("share", "ratio") or name in SHARE_FIGURES:
             return f"{value:.0%}"
         if unit == "percent":
             return f"{value:.1f}%"
