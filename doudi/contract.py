@@ -14,6 +14,14 @@ Conventions:
       ``recorded_at < T``. A record cannot be known before it happened (``recorded_at`` >= the event
       date; for a month, its first day), except in tables marked ``known_in_advance`` (standards are
       published before the month they apply to).
+    * Records of a month keep arriving for a while after it, each department with its own lag. A table
+      with ``complete_after_months`` n counts month m as *complete* at T once n whole months have passed
+      since m ended (T on or after the first day of month m + n + 1); a few corrections come later still.
+      A bureau sets n from its slowest regular source. Income declares n = 2 (in the synthetic world
+      pensions arrive within days of the month's end, wages within about 40 days, farm surveys within
+      about 55): at T in 2025-07 the latest complete income month is 2025-04. Income levels and drops
+      are judged on complete months only; the later, partly recorded months only show how fresh the
+      data are.
     * One file per table, ``<table>.csv`` (UTF-8, header row, empty cell = missing) or
       ``<table>.parquet``. Tables marked ``required`` must be present; the others are empty if absent.
       Columns not in the contract are reported and left out of the loaded world.
@@ -113,6 +121,8 @@ class Table:
         required: the table must be supplied (the others are empty when absent).
         known_in_advance: records may be known before their event (published standards), so
             ``known >= event`` is not a rule of this table.
+        complete_after_months: whole months after a month ends until its records are complete (the
+            reporting lag of the slowest regular source); None when the table declares none.
         rules: cross-field rules every row must follow.
     """
 
@@ -127,6 +137,7 @@ class Table:
     unique: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
     required: bool = False
     known_in_advance: bool = False
+    complete_after_months: int | None = None
     rules: tuple[Rule, ...] = ()
 
     @property
@@ -272,6 +283,7 @@ _add(Table(
                   ForeignKey("person_id", "members", "person_id")),
     event="month",
     known="recorded_at",
+    complete_after_months=2,
 ))
 
 _add(Table(

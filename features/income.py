@@ -1,9 +1,17 @@
 """Income features: level against the local lines, drops, volatility and mix.
 
-Months at T. Only complete months count (month ``m`` with ``m < month(T)``), and income for a month is
-usually recorded one or two months later, so households differ in how recent their data are. Each
-household's windows are anchored at its own *latest known month* L: "last 3 months" is L-2..L and
-"the 12 months before" is L-14..L-3. ``income_staleness_months`` says how old L is.
+Months at T. Income of a month arrives in pieces over the following months (each source and member
+with its own lag), so only *complete* months count: month ``m`` with ``m <= H``, where the complete
+horizon ``H = month(T) - 1 - complete_after_months`` comes from the income table of the data contract
+(2: at T in 2025-07, H is 2025-04; see :meth:`features.snapshot.Snapshot.complete_month`). Records of
+later months are known but partial (in the synthetic world, at T on the first of a month, about 72 % of
+the income of the month before last is recorded) and would look like a fall in income, so the level and
+drop windows never read them.
+
+Each household's windows are anchored at its *latest known complete month* L (its latest month up to H
+with an income record; H itself unless its data stopped earlier): "last 3 months" is L-2..L and "the 12
+months before" is L-14..L-3. ``income_staleness_months`` says how old L is; ``income_months_known_last_3``
+counts records of the last 3 calendar months, complete or not (data freshness).
 
 Missing is not zero. Within a household's reported span (its first known month to L) a month with no
 income row is a month with zero income (every source reports monthly; no row means nothing earned).
@@ -18,26 +26,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from doudi.contract import INCOME_SOURCES
+from doudi.contract import INCOME_SOURCES, TABLES
 from features.common import medical_oop, per_capita, policy_value, ratio, standards
 from features.registry import feature
 from features.snapshot import Snapshot, select_rows
 
 WINDOW = 15
-"""Months kept behind the latest known month: 0..2 recent, 3..14 the 12 months before."""
+"""Months kept behind the latest known complete month: 0..2 recent, 3..14 the 12 months before."""
 _WAGE = INCOME_SOURCES.index("wage")
+_LAG = TABLES["income"].complete_after_months or 0
 
 
 @dataclass(frozen=True)
 class IncomeWindows:
-    """Monthly household income by month offset ``k`` behind the latest known month (``L - k``).
+    """Monthly household income by month offset ``k`` behind the latest known complete month (``L - k``).
 
     Attributes:
         total, wage: (households, WINDOW) income in yuan, all sources / wages only.
         covered: (households, WINDOW) the month lies within the household's reported span.
-        by_source_12m: (households, sources) income of the last 12 known months by source.
+        by_source_12m: (households, sources) income of the last 12 known complete months by source.
         last: latest known complete month index per household (-1 when none).
-        recent_known: how many of the 3 calendar months before T's month have a record.
+        recent_known: how many of the 3 calendar months before T's month have a record (complete or not).
     """
 
     total: np.ndarray
@@ -54,13 +63,17 @@ def income_windows(snap: Snapshot) -> IncomeWindows:
     def compute() -> IncomeWindows:
         table = snap.table("income")
         month = table["month"].to_numpy()
-        complete = month < snap.month
-        table = select_rows(table, complete)
+        n = snap.n
+        # Freshness reads every record of the last 3 calendar months, the windows only complete months.
+        recent = month - (snap.month - 3)
+        cell = np.where((recent >= 0) & (recent < 3), table["_h"].to_numpy() * 3 + recent, n * 3)
+        seen = np.bincount(cell, minlength=n * 3 + 1)[:-1].reshape(n, 3)
+        recent_known = (seen > 0).sum(axis=1).astype(np.float64)
+        table = select_rows(table, month <= snap.complete_month("income"))
         month = table["month"].to_numpy()
         house = table["_h"].to_numpy()
         amount = table["amount"].to_numpy(np.float64)
         source = table["source"].to_numpy()
-        n = snap.n
         last = np.full(n, -1, dtype=np.int64)
         np.maximum.at(last, house, month)
         first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -76,10 +89,6 @@ def income_windows(snap: Snapshot) -> IncomeWindows:
         sources = len(INCOME_SOURCES)
         cell = np.where((back < 12) & (source >= 0), house * sources + source, n * sources)
         by_source = np.bincount(cell, amount, minlength=n * sources + 1)[:-1].reshape(n, sources)
-        recent = month - (snap.month - 3)
-        cell = np.where(recent >= 0, house * 3 + recent, n * 3)
-        seen = np.bincount(cell, minlength=n * 3 + 1)[:-1].reshape(n, 3)
-        recent_known = (seen > 0).sum(axis=1).astype(np.float64)
         return IncomeWindows(total=total, wage=wage, covered=covered, by_source_12m=by_source, last=last,
                              recent_known=recent_known)
 
@@ -100,7 +109,7 @@ def _drop(recent: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def household_income_annual(snap: Snapshot) -> np.ndarray:
-    """Household income over the last 12 known months, annualised from covered months (yuan/year)."""
+    """Household income over the last 12 known complete months, annualised from covered months (yuan/year)."""
 
     def compute() -> np.ndarray:
         w = income_windows(snap)
@@ -110,7 +119,7 @@ def household_income_annual(snap: Snapshot) -> np.ndarray:
 
 
 def income_pc_month_3m(snap: Snapshot) -> np.ndarray:
-    """Per-capita monthly income, mean of the last 3 known months (yuan/person/month)."""
+    """Per-capita monthly income, mean of the last 3 known complete months (yuan/person/month)."""
     w = income_windows(snap)
     return per_capita(snap, _window_mean(w.total, w.covered, 0, 3))
 
@@ -120,9 +129,9 @@ def income_pc_month_3m(snap: Snapshot) -> np.ndarray:
          zh="近12个月家庭人均收入{value:,.0f}元",
          en="Household income over the last 12 months: {value:,.0f} yuan per person",
          label_zh="近12个月家庭人均收入", label_en="Per-capita household income over 12 months",
-         description="Household income of all sources over the last 12 known months (annualised when "
-                     "fewer months are on record) divided by household size. NaN without income records "
-                     "or members.")
+         description="Household income of all sources over the last 12 known complete months "
+                     "(annualised when fewer months are on record) divided by household size. NaN without "
+                     "income records or members.")
 def income_pc_12m(snap: Snapshot) -> np.ndarray:
     return per_capita(snap, household_income_annual(snap))
 
@@ -145,9 +154,9 @@ def income_to_monitoring_line(snap: Snapshot) -> np.ndarray:
             "relapse-monitoring line",
          label_zh="扣除医疗支出后的人均收入与监测线之比",
          label_en="Net income relative to the monitoring line",
-         description="(household income of the last 12 known months, annualised, - out-of-pocket medical "
-                     "spending of the last 12 months) / household size / local monitoring line: the "
-                     "quantity the relapse label is judged on, as known at T. Can be negative.")
+         description="(household income of the last 12 known complete months, annualised, - out-of-pocket "
+                     "medical spending of the last 12 months) / household size / local monitoring line: "
+                     "the quantity the relapse label is judged on, as known at T. Can be negative.")
 def net_income_to_monitoring_line(snap: Snapshot) -> np.ndarray:
     net = household_income_annual(snap) - medical_oop(snap, 12)
     return ratio(per_capita(snap, net), standards(snap).monitoring_line)
@@ -158,7 +167,8 @@ def net_income_to_monitoring_line(snap: Snapshot) -> np.ndarray:
          zh="近3个月人均月收入为当地低保标准的{value:.0%}",
          en="Per-capita monthly income in the last 3 months is {value:.0%} of the local dibao standard",
          label_zh="人均月收入与低保标准之比", label_en="Income relative to the dibao standard",
-         description="Per-capita monthly income (mean of the last 3 known months) / local dibao standard.")
+         description="Per-capita monthly income (mean of the last 3 known complete months) / local dibao "
+                     "standard.")
 def income_to_dibao_standard(snap: Snapshot) -> np.ndarray:
     return ratio(income_pc_month_3m(snap), standards(snap).dibao_standard)
 
@@ -183,8 +193,8 @@ def income_to_edge_line(snap: Snapshot) -> np.ndarray:
          zh_alt="近3个月人均收入较前12个月平均上升{value:.0%}",
          en_alt="Income in the last 3 months rose {value:.0%} above the average of the 12 months before",
          label_zh="近3个月收入降幅", label_en="Income drop in the last 3 months",
-         description="1 - mean monthly income of the last 3 known months / mean of the 12 months before "
-                     "(covered months only); 0 when there is no earlier income. Negative is a rise.")
+         description="1 - mean monthly income of the last 3 known complete months / mean of the 12 months "
+                     "before (covered months only); 0 when there is no earlier income. Negative is a rise.")
 def income_drop_3m_vs_12m(snap: Snapshot) -> np.ndarray:
     w = income_windows(snap)
     return _drop(_window_mean(w.total, w.covered, 0, 3), _window_mean(w.total, w.covered, 3, 15))
@@ -198,8 +208,9 @@ def income_drop_3m_vs_12m(snap: Snapshot) -> np.ndarray:
          zh_alt="近3个月收入比上年同期上升{value:.0%}",
          en_alt="Income in the last 3 months rose {value:.0%} above the same months a year earlier",
          label_zh="收入同比降幅", label_en="Year-on-year income drop",
-         description="1 - mean monthly income of the last 3 known months / mean of the same 3 months a "
-                     "year earlier (seasonal farm income compared like with like); 0 without a base.")
+         description="1 - mean monthly income of the last 3 known complete months / mean of the same 3 "
+                     "months a year earlier (seasonal farm income compared like with like); 0 without a "
+                     "base.")
 def income_drop_yoy_3m(snap: Snapshot) -> np.ndarray:
     w = income_windows(snap)
     return _drop(_window_mean(w.total, w.covered, 0, 3), _window_mean(w.total, w.covered, 12, 15))
@@ -242,8 +253,8 @@ def income_volatility_12m(snap: Snapshot) -> np.ndarray:
          zh="近12个月中有{value:.0f}个月家庭没有任何收入",
          en="The household had no income at all in {value:.0f} of the last 12 months",
          label_zh="无收入月数", label_en="Months without income",
-         description="Covered months among the last 12 known with zero household income; NaN without "
-                     "income records.")
+         description="Covered months among the last 12 known complete months with zero household income; "
+                     "NaN without income records.")
 def zero_income_months_12m(snap: Snapshot) -> np.ndarray:
     w = income_windows(snap)
     zero = (w.covered[:, :12] & (w.total[:, :12] <= 0)).sum(axis=1).astype(np.float64)
@@ -256,7 +267,7 @@ def _share(source: str):
         return ratio(w.by_source_12m[:, INCOME_SOURCES.index(source)], w.by_source_12m.sum(axis=1))
 
     build.__name__ = f"income_share_{source}"
-    build.__doc__ = f"Share of {source} income in household income over the last 12 known months."
+    build.__doc__ = f"Share of {source} income in household income over the last 12 known complete months."
     return build
 
 
@@ -273,7 +284,7 @@ for _source, (_zh, _en) in _SHARE_WORDS.items():
             zh=f"{_zh}占近12个月家庭收入的{{value:.0%}}",
             en=f"{_en} made up {{value:.0%}} of household income over the last 12 months",
             label_zh=f"{_zh}占比", label_en=f"{_en} share of income",
-            description=f"{_en} / all income over the last 12 known months; NaN when income is 0.",
+            description=f"{_en} / all income over the last 12 known complete months; NaN when income is 0.",
             )(_share(_source))
 
 
@@ -282,19 +293,24 @@ for _source, (_zh, _en) in _SHARE_WORDS.items():
          zh="最近3个月中已有{value:.0f}个月的收入记录",
          en="Income is on record for {value:.0f} of the last 3 calendar months",
          label_zh="最近3个月收入记录月数", label_en="Recent months with income records",
-         description="How many of the 3 complete calendar months before T have any income record known "
-                     "at T (data freshness; reporting lags make 1-2 typical).")
+         description="How many of the 3 calendar months before T's month have any income record known at T, "
+                     "complete or not (data freshness: with T on the first of a month the last of them is "
+                     "usually not recorded yet, so 2 is up to date). The income levels and drops read only "
+                     "complete months (see income_staleness_months).")
 def income_months_known_last_3(snap: Snapshot) -> np.ndarray:
     return income_windows(snap).recent_known
 
 
 @feature(name="income_staleness_months", group="income", source=("income",), window_months=None,
          unit="months", monotone=0,
-         zh="最近一条收入记录是{value:.0f}个月前的",
-         en="The latest income on record is {value:.0f} months old",
-         label_zh="收入数据滞后月数", label_en="Age of the latest income record",
-         description="Months between the last complete month before T and the household's latest known "
-                     "income month (0 = up to date); NaN without income records.")
+         zh="收入指标所依据的最近完整月份距今{value:.0f}个月",
+         en="The latest complete income month the income figures rest on is {value:.0f} months old",
+         label_zh="收入数据滞后月数", label_en="Age of the latest complete income month",
+         description="Months between the month before T's month and the household's latest known complete "
+                     "income month L, the month the income windows end at. Income of a month is "
+                     f"complete {_LAG} months after it ends (complete_after_months in the data contract), "
+                     f"so {_LAG} is up to date and more means no income record in the latest complete "
+                     "months (income stopped, or stopped arriving); NaN without income records.")
 def income_staleness_months(snap: Snapshot) -> np.ndarray:
     last = income_windows(snap).last
     return np.where(last >= 0, (snap.month - 1 - last).astype(np.float64), np.nan)

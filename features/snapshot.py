@@ -299,6 +299,14 @@ class Snapshot:
             self._tables[name] = select_rows(frame, mask)
         return self._tables[name]
 
+    def complete_month(self, name: str) -> int:
+        """Index of the latest month of table ``name`` that is complete at T.
+
+        That is T's month - 1 - the table's ``complete_after_months`` (the month before T's when the
+        contract declares no lag): months after it are still being recorded, so their totals are partial.
+        """
+        return self.month - 1 - (TABLES[name].complete_after_months or 0)
+
     def cached(self, key: str, compute: Callable[[], T]) -> T:
         """``compute()`` once per snapshot (intermediates shared by several features)."""
         if key not in self._cache:

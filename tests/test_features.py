@@ -153,15 +153,18 @@ def test_shape_order_and_dtypes(table):
 
 def test_income_levels_against_local_lines(table):
     h1 = table.loc["H1"]
-    # H1: latest known month L = 2024-05 (June is recorded on T). Last 12 known months 2023-06..2024-05:
-    # 9 x (3000 + 600) + 3 x 600 = 34,200 a year, 3 members -> 11,400 per person; line 8,000.
-    assert h1["income_pc_12m"] == approx(11400)
-    assert h1["income_to_monitoring_line"] == approx(11400 / 8000)
-    # Net of out-of-pocket medical spending over 12 months (2000 + 500, see test_medical): 31,700 / 3.
-    assert h1["net_income_to_monitoring_line"] == approx((34200 - 2500) / 3 / 8000)
-    # Last 3 months: 600 a month / 3 persons = 200 per person; dibao 600 (June's row: July's starts at T).
-    assert h1["income_to_dibao_standard"] == approx(200 / 600)
-    assert h1["income_to_edge_line"] == approx(200 / (1.5 * 600))
+    # Income is complete 2 months after the month ends (contract), so at T = 2024-07-01 the latest
+    # complete month is 2024-04: H1's May farming row is known but May is not complete yet, and June's
+    # wages are recorded on T. H1: L = 2024-04. Last 12 months 2023-05..2024-04: farming 12 x 600, wages
+    # 2400 + 9 x 3000 = 36,600 a year, 3 members -> 12,200 per person; line 8,000.
+    assert h1["income_pc_12m"] == approx(12200)
+    assert h1["income_to_monitoring_line"] == approx(12200 / 8000)
+    # Net of out-of-pocket medical spending over 12 months (2000 + 500, see test_medical): 34,100 / 3.
+    assert h1["net_income_to_monitoring_line"] == approx((36600 - 2500) / 3 / 8000)
+    # Last 3 months 2024-02..04: (3600 + 600 + 600) / 3 = 1600 a month / 3 persons; dibao 600 (June's
+    # row: July's starts at T).
+    assert h1["income_to_dibao_standard"] == approx(1600 / 3 / 600)
+    assert h1["income_to_edge_line"] == approx(1600 / 3 / (1.5 * 600))
     h2 = table.loc["H2"]
     # H2: reported 2023-11..2024-04 (6 months), 2024-02 has no row = zero: 5 x 1500 over 6 months,
     # annualised 7,500 / 6 x 12 = 15,000 for one person; urban line 10,000.
@@ -176,21 +179,23 @@ def test_income_levels_against_local_lines(table):
 
 def test_income_drops_volatility_mix_and_freshness(table):
     h1, h2, h3 = table.loc["H1"], table.loc["H2"], table.loc["H3"]
-    # H1 12 months before the last 3 (2023-03..2024-02): 3 x (2400 + 600) + 9 x 3600 -> mean 3450.
-    assert h1["income_drop_3m_vs_12m"] == approx(1 - 600 / 3450)
-    # Same months a year earlier (2023-03..05): 3000 a month.
-    assert h1["income_drop_yoy_3m"] == approx(1 - 600 / 3000)
-    # Wages: none in the last 3 months, (3 x 2400 + 9 x 3000) / 12 = 2850 before.
-    assert h1["wage_drop_3m_vs_12m"] == approx(1.0)
-    # Monthly incomes 9 x 3600, 3 x 600: mean 2850, variance (9 x 750^2 + 3 x 2250^2) / 12 = 1,687,500.
-    assert h1["income_volatility_12m"] == approx(math.sqrt(1_687_500) / 2850)
+    # H1 last 3 months (L = 2024-04, see above) 1600 a month; the 12 before (2023-02..2024-01):
+    # 3600 + 3 x (2400 + 600) + 8 x 3600 = 41,400 -> mean 3450.
+    assert h1["income_drop_3m_vs_12m"] == approx(1 - 1600 / 3450)
+    # Same months a year earlier (2023-02..04): 3600 + 3000 + 3000 -> 3200 a month.
+    assert h1["income_drop_yoy_3m"] == approx(1 - 1600 / 3200)
+    # Wages: (3000 + 0 + 0) / 3 = 1000 in the last 3 months, (3000 + 3 x 2400 + 8 x 3000) / 12 = 2850 before.
+    assert h1["wage_drop_3m_vs_12m"] == approx(1 - 1000 / 2850)
+    # Monthly incomes 3000, 9 x 3600, 2 x 600: mean 3050, variance (50^2 + 9 x 550^2 + 2 x 2450^2) / 12.
+    assert h1["income_volatility_12m"] == approx(math.sqrt(14_730_000 / 12) / 3050)
     assert h1["zero_income_months_12m"] == 0
-    assert h1["income_share_wage"] == approx(27000 / 34200)
-    assert h1["income_share_farming"] == approx(7200 / 34200)
+    assert h1["income_share_wage"] == approx(29400 / 36600)
+    assert h1["income_share_farming"] == approx(7200 / 36600)
     assert h1["income_share_pension"] == 0
-    # Calendar months 2024-04..06: April and May known, June not yet.
+    # Calendar months 2024-04..06: April and May known (May incomplete, but on record), June not yet.
     assert h1["income_months_known_last_3"] == 2
-    assert h1["income_staleness_months"] == 1
+    # L = 2024-04 is 2 months before June, the month before T's: up to date under the 2-month lag.
+    assert h1["income_staleness_months"] == 2
     # H2: last 3 months mean 1000, before that only 2023-11..2024-01 are covered (mean 1500).
     assert h2["income_drop_3m_vs_12m"] == approx(1 - 1000 / 1500)
     assert h2["income_drop_yoy_3m"] == 0  # nothing on record a year earlier
@@ -199,12 +204,76 @@ def test_income_drops_volatility_mix_and_freshness(table):
     assert h2["income_volatility_12m"] == approx(math.sqrt((5 * 250**2 + 1250**2) / 6) / 1250)
     assert h2["zero_income_months_12m"] == 1
     assert h2["income_share_pension"] == 1
-    assert h2["income_staleness_months"] == 2
+    assert h2["income_staleness_months"] == 2  # L = 2024-04 (no May row: no income in May)
     assert h2["income_months_known_last_3"] == 1
     # No income record at all: levels unknown, drops 0, freshness 0 months known.
     assert h3["income_drop_3m_vs_12m"] == 0
     assert math.isnan(h3["zero_income_months_12m"]) and math.isnan(h3["income_staleness_months"])
     assert h3["income_months_known_last_3"] == 0
+
+
+def _steady_world(*extra: dict) -> dict[str, pd.DataFrame]:
+    """One rural household of two with the same income every month of 2023-01..2024-06: wages 2000
+    recorded on the 10th of the next month, farming 1000 from a survey recorded 50 days after the month
+    ends (the slowest source), plus ``extra`` income rows."""
+    income = []
+    for month in month_range("2023-01", 18):
+        ended = pd.Period(month, "M").end_time.normalize() + pd.Timedelta(days=1)
+        income += [
+            {"household_id": "S", "person_id": "S-a", "month": month, "amount": 2000.0,
+             "recorded_at": (ended + pd.Timedelta(days=9)).strftime("%Y-%m-%d")},
+            {"household_id": "S", "month": month, "source": "farming", "amount": 1000.0,
+             "recorded_at": (ended + pd.Timedelta(days=50)).strftime("%Y-%m-%d")},
+        ]
+    return make_world(
+        households=[{"household_id": "S", "village_code": V1, "urban_rural": "rural"}],
+        members=[{"person_id": "S-a", "household_id": "S", "birth_date": "1980-01-01"},
+                 {"person_id": "S-b", "household_id": "S", "birth_date": "1982-01-01", "relation": "spouse"}],
+        standards=standard_rows(month_range("2024-01", 8)),  # rural: dibao 600
+        income=[*income, *extra],
+    )
+
+
+def test_steady_income_with_a_partly_recorded_last_month_shows_no_drop():
+    world = _steady_world()
+    # At T = 2024-07-01 May's wages are on record but not its farming (recorded 2024-07-20): May is known
+    # and partial. Read as complete it would be a drop of 1 - (3000 + 3000 + 2000) / 3 / 3000 = 11 %.
+    known = known_before(world, T)["income"]
+    may = known[known["month"] == "2024-05"]
+    assert list(may["source"]) == ["wage"]
+    got = build_features(world, T).loc["S"]
+    for name in ("income_drop_3m_vs_12m", "income_drop_yoy_3m", "wage_drop_3m_vs_12m"):
+        assert got[name] == 0, name
+    # Levels of the complete months only: 3000 a month for 2 persons, 18,000 a year per person.
+    assert got["income_to_dibao_standard"] == approx(1500 / 600)
+    assert got["income_pc_12m"] == approx(18000)
+    assert got["income_volatility_12m"] == 0
+    assert got["income_months_known_last_3"] == 2  # April and May on record, June not yet
+    assert got["income_staleness_months"] == 2  # L = 2024-04: up to date under the 2-month lag
+    # A month later May is complete (its farming arrived 2024-07-20) and the windows move on to it.
+    later = build_features(world, "2024-08-01").loc["S"]
+    assert later["income_drop_3m_vs_12m"] == 0 and later["income_pc_12m"] == approx(18000)
+    assert later["income_staleness_months"] == 2
+
+
+def test_complete_months_do_not_leak_records_known_after_as_of():
+    base = _steady_world()
+    # Corrections of complete months (March, April) and a farm row for May, all recorded on or after T.
+    late = _steady_world(
+        {"household_id": "S", "month": "2024-03", "source": "business", "amount": 9e5,
+         "recorded_at": "2024-07-01"},
+        {"household_id": "S", "month": "2024-04", "source": "transfer", "amount": 9e5,
+         "recorded_at": "2024-07-02"},
+        {"household_id": "S", "month": "2024-05", "source": "property", "amount": 9e5,
+         "recorded_at": "2024-07-01"},
+    )
+    for as_of in (T, pd.Timestamp("2024-06-15")):
+        pd.testing.assert_frame_equal(build_features(late, as_of), build_features(base, as_of))
+        pd.testing.assert_frame_equal(build_features(late, as_of), build_features(known_before(late, as_of),
+                                                                                  as_of))
+    # Once recorded they count: the rows do reach the income windows (so the comparison above can fail).
+    after = build_features(late, "2024-08-01").loc["S"]
+    assert after["income_pc_12m"] == approx((12 * 3000 + 3 * 9e5) / 2)
 
 
 def test_medical(table):
@@ -213,7 +282,7 @@ def test_medical(table):
     # recorded after T and the one discharged after T is not over yet.
     assert h1["medical_oop_3m"] == 2000
     assert h1["medical_oop_12m"] == 2500
-    assert h1["medical_oop_share_12m"] == approx(2500 / 34200)
+    assert h1["medical_oop_share_12m"] == approx(2500 / 36600)
     assert h1["medical_oop_to_local_income"] == approx(2500 / 20000)
     assert h1["medical_oop_trend"] == approx(2000 / 3 - 500 / 9)
     assert h1["serious_illness"] == 1
@@ -235,7 +304,7 @@ def test_disasters_and_losses(table):
     # Losses assessed since 2023-07-01: 6000, housing "severe" (level 2); the 2023-06 loss is older.
     assert h1["disaster_loss_12m"] == 6000
     assert h1["housing_damage_12m"] == 2
-    assert h1["disaster_loss_to_income"] == approx(6000 / 34200)
+    assert h1["disaster_loss_to_income"] == approx(6000 / 36600)
     assert h2["disaster_loss_12m"] == 0 and h2["housing_damage_12m"] == 0
 
 
