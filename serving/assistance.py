@@ -36,14 +36,17 @@ Nothing is recommended that the household already receives (ongoing dibao, 特�
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import no_default
 
+from doudi.contract import TABLES
 from doudi.io import World
-from doudi.policy import PolicyConfig
+from doudi.policy import PolicyConfig, PolicyRules
 
 _POLICY_FIELDS = ("edge_multiplier", "tekun_multiplier", "tekun_minor_age", "employment_cost_deduction",
                   "disaster_loss_trigger", "medical_trigger_share", "deposit_limit_months",
@@ -51,51 +54,281 @@ _POLICY_FIELDS = ("edge_multiplier", "tekun_multiplier", "tekun_minor_age", "emp
 _FEATURES = ("serious_illness", "medical_oop_12m", "medical_oop_share_12m", "disaster_loss_12m",
              "uninsured_job_loss_6m")
 _DAMAGE = {"none": 0, "minor": 1, "severe": 2, "collapsed": 3}
+_HELD = ("dibao", "tekun", "edge")
 ADULT_AGE = 18
 DAYS_PER_YEAR = 365.25
 
 
-def _policy_table(villages: pd.Series, policy: PolicyConfig) -> pd.DataFrame:
-    """Policy fields per household, looked up once per distinct village (overrides by prefix)."""
-    codes, uniques = pd.factorize(villages.fillna("").astype(str))
-    rules = [policy.for_region(v) for v in uniques]
-    table = pd.DataFrame([{f: float(getattr(r, f)) for f in _POLICY_FIELDS} for r in rules],
-                         columns=list(_POLICY_FIELDS))
-    out = table.iloc[codes].set_axis(villages.index)
-    out["serious_grades"] = pd.Series([tuple(rules[c].serious_disability_grades) for c in codes],
-                                      index=villages.index, dtype=object)
+def _take(values: pd.Series, rows: np.ndarray) -> Any:
+    """``values`` at positions ``rows`` without building a Series: numpy when numpy-backed, else an
+    extension array."""
+    if isinstance(values.dtype, np.dtype):
+        return values.to_numpy()[rows]
+    return values.array.take(rows)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The rows of one table that belong to the advised households and were known before T.
+
+    On a one-household call the fixed cost of pandas objects dominates, so columns are read as numpy:
+    converted whole when the table holds only the advised households, else taken at the rows first.
+    """
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    """Positions of those rows in ``frame``."""
+    household: np.ndarray
+    """Position of each row's household in the advised ids."""
+    whole: bool
+    """Every row of ``frame`` belongs to the advised households."""
+
+    def _numpy(self, column: str, dtype: Any = None, na_value: Any = no_default) -> np.ndarray:
+        values = self.frame[column]
+        if self.whole:
+            return values.to_numpy(dtype, na_value=na_value)[self.rows]
+        return values.array.take(self.rows).to_numpy(dtype, na_value=na_value)
+
+    def text(self, column: str) -> np.ndarray:
+        """Text to compare with (object array, missing -> None)."""
+        return self._numpy(column, object, None)
+
+    def labels(self, column: str) -> np.ndarray:
+        """``astype(str)`` of the column (object array, missing -> NaN): ids as other tables give them."""
+        if isinstance(self.frame[column].dtype, pd.StringDtype):
+            return self._numpy(column, object, np.nan)
+        return pd.Series(self._numpy(column, object), copy=False).astype(str).to_numpy(dtype=object)
+
+    def numbers(self, column: str) -> np.ndarray:
+        """Numbers as float64 (missing or not a number -> NaN)."""
+        if pd.api.types.is_numeric_dtype(self.frame[column].dtype):
+            return self._numpy(column, np.float64, np.nan)
+        values = pd.to_numeric(pd.Series(self._numpy(column, object), copy=False), errors="coerce")
+        return values.to_numpy(np.float64, na_value=np.nan)
+
+    def dates(self, column: str) -> np.ndarray:
+        """Dates as datetime64[ns] (missing -> NaT)."""
+        return self._numpy(column, "datetime64[ns]")
+
+    def flags(self, column: str, *, missing: bool | None) -> np.ndarray:
+        """Booleans; ``missing`` replaces missing values first (None: ``astype(bool)`` as it is)."""
+        if self.frame[column].dtype == bool:
+            return self._numpy(column)
+        series = pd.Series(self._numpy(column, object), copy=False)
+        return (series if missing is None else series.fillna(missing)).astype(bool).to_numpy()
+
+    def months(self, column: str) -> np.ndarray:
+        """``YYYY-MM`` months as month indexes."""
+        from features.snapshot import month_index
+
+        values = self.frame[column]
+        if self.whole:
+            return month_index(values)[self.rows]
+        return month_index(pd.Series(values.array.take(self.rows), copy=False))
+
+    def where(self, mask: np.ndarray) -> _Known:
+        """These rows where ``mask`` holds (read by taking them, however few)."""
+        return _Known(frame=self.frame, rows=self.rows[mask], household=self.household[mask], whole=False)
+
+
+def _known_rows(world: World, name: str, ids: pd.Index, as_of: pd.Timestamp) -> _Known | None:
+    """The rows of table ``name`` that belong to the households ``ids`` and were known before ``as_of``
+    (the rule of ``known_before``, ``features.snapshot.known_mask``); None when there are none.
+
+    One positions look-up instead of a string ``isin`` over the table; when the table holds other
+    households too, the cut reads the selected rows only (of its date columns).
+    """
+    from features.snapshot import known_mask, positions_in
+
+    frame = world.get(name)
+    if frame is None or not len(frame):
+        return None
+    table = TABLES[name]
+    household = positions_in(frame["household_id"], ids)
+    mine = household >= 0
+    whole = bool(mine.all())
+    if whole:
+        rows = np.flatnonzero(known_mask(table, frame, as_of))
+    else:
+        rows = np.flatnonzero(mine)
+        timing = {c.name: _take(frame[c.name], rows) for c in table.columns
+                  if c.dtype in ("date", "month") and c.name in frame}
+        rows = rows[known_mask(table, pd.DataFrame(timing, copy=False), as_of)]
+    if not len(rows):
+        return None
+    return _Known(frame=frame, rows=rows, household=household[rows], whole=whole)
+
+
+def _isin(values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``values`` (object array) found in ``candidates``, missing matching missing as ``pd.Series.isin``."""
+    codes, _ = pd.factorize(np.concatenate([values, candidates]), use_na_sentinel=False)
+    return np.isin(codes[:len(values)], codes[len(values):])
+
+
+def _year_before(as_of: pd.Timestamp) -> np.datetime64:
+    """``as_of - pd.DateOffset(months=12)`` (29 February -> 28 February) without the offset machinery."""
+    try:
+        return as_of.replace(year=as_of.year - 1).to_datetime64()
+    except ValueError:
+        return as_of.replace(year=as_of.year - 1, day=28).to_datetime64()
+
+
+def _regional_rules(villages: Any, policy: PolicyConfig) -> tuple[np.ndarray, list[PolicyRules]]:
+    """Code of each household's rules, and the rules of each distinct village (overrides by prefix;
+    a missing village code gets the defaults)."""
+    codes, uniques = pd.factorize(np.asarray(villages, dtype=object))
+    regions = ["" if pd.isna(u) else str(u) for u in uniques]
+    rules = [policy.for_region(region) for region in [*regions, ""]]
+    return np.where(codes < 0, len(regions), codes), rules
+
+
+def _persons(world: World, ids: pd.Index, as_of: pd.Timestamp, *, rule: np.ndarray,
+             grades: list[tuple[int, ...]], minor_age: np.ndarray, year_ago: np.datetime64) -> dict[str, Any]:
+    """Per household: whether a member aged 18+ can work (supports the family), the students, and the
+    members 特困 could support (no labour capacity, or minors) and those who could be enrolled alone
+    (seriously ill or severely disabled)."""
+    n = len(ids)
+    out: dict[str, Any] = {"supported": np.zeros(n, dtype=bool), "students": np.zeros(n, dtype=np.int64)}
+    members = _known_rows(world, "members", ids, as_of)
+    if members is None:
+        for kind in ("tekun", "single"):
+            out[f"{kind}_persons"] = np.full(n, np.nan, dtype=object)
+            out[f"n_{kind}"] = np.zeros(n, dtype=np.int64)
+        return out
+    h = members.household
+    days = (as_of.to_datetime64() - members.dates("birth_date")) // np.timedelta64(1, "D")
+    age = days.astype(np.float64) / DAYS_PER_YEAR
+    labour = members.text("labour_capacity")
+    grade = np.nan_to_num(members.numbers("disability_grade"), nan=0).astype(int)
+    # Serious disability grades per distinct set of grades in the rules (usually one for the whole call).
+    distinct = list(dict.fromkeys(grades))
+    grade_set = np.array([distinct.index(g) for g in grades], dtype=np.int64)[rule[h]]
+    single = np.zeros(len(h), dtype=bool)
+    for k, allowed in enumerate(distinct):
+        here = grade_set == k
+        single[here] = np.isin(grade[here], allowed)
+    person = members.labels("person_id")
+    claims = _known_rows(world, "medical_claims", ids, as_of)
+    if claims is not None:
+        serious = claims.flags("serious_illness", missing=None) & (claims.dates("discharge_date") >= year_ago)
+        if serious.any():
+            single |= _isin(person, claims.labels("person_id")[serious])
+
+    supporter = ((labour == "full") | (labour == "partial")) & (age >= ADULT_AGE)
+    out["supported"][h[supporter]] = True
+    out["students"] = np.bincount(h[members.flags("in_school", missing=False)], minlength=n).astype(np.int64)
+    for kind, chosen in (("tekun", (labour == "none") | (age < minor_age[h])), ("single", single)):
+        out[f"{kind}_persons"], out[f"n_{kind}"] = _person_lists(h[chosen], person[chosen], n)
     return out
 
 
-def _persons(known: World, ids: pd.Index, as_of: pd.Timestamp, policy: pd.DataFrame) -> pd.DataFrame:
-    """Members of the households with age, and whether each could be 特困-supported or enrolled alone."""
-    members = known.get("members")
-    if members is None or not len(members):
-        return pd.DataFrame(columns=["household_id", "person_id", "tekun", "single", "student", "supporter"])
-    members = members[members["household_id"].astype(str).isin(ids)]
-    household = members["household_id"].astype(str)
-    age = (as_of - members["birth_date"]).dt.days.to_numpy(np.float64) / DAYS_PER_YEAR
-    labour = members["labour_capacity"].astype(str).to_numpy()
-    grade = pd.to_numeric(members["disability_grade"], errors="coerce").fillna(0).astype(int).to_numpy()
-    rules = policy.loc[household]
-    allowed_grades = rules["serious_grades"].to_numpy()
-    serious_grade = np.array([g in allowed for g, allowed in zip(grade, allowed_grades, strict=True)],
-                             dtype=bool)
-    window = as_of - pd.DateOffset(months=12)
-    claims = known.get("medical_claims")
-    ill: set[str] = set()
-    if claims is not None and len(claims):
-        serious = claims[claims["serious_illness"].astype(bool) & (claims["discharge_date"] >= window)]
-        ill = set(serious["person_id"].astype(str))
-    person = members["person_id"].astype(str)
-    return pd.DataFrame({
-        "household_id": household.to_numpy(),
-        "person_id": person.to_numpy(),
-        "supporter": np.isin(labour, ("full", "partial")) & (age >= ADULT_AGE),
-        "tekun": (labour == "none") | (age < rules["tekun_minor_age"].to_numpy()),
-        "single": person.isin(ill).to_numpy() | serious_grade,
-        "student": members["in_school"].fillna(False).astype(bool).to_numpy(),
-    })
+def _person_lists(household: np.ndarray, person: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The person ids of each household in record order (NaN when none), and their number."""
+    counts = np.bincount(household, minlength=n).astype(np.int64)
+    lists = np.full(n, np.nan, dtype=object)
+    if len(household):
+        flat = person[np.argsort(household, kind="stable")].tolist()
+        some = np.flatnonzero(counts)
+        ends = np.cumsum(counts[some]).tolist()
+        for i, start, end in zip(some.tolist(), [0, *ends[:-1]], ends, strict=True):
+            lists[i] = flat[start:end]
+    return lists, counts
+
+
+def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig
+            ) -> tuple[pd.Index, dict[str, Any]]:
+    """The advised ids and the figures every rule reads, one array entry per id (see
+    :func:`household_facts`)."""
+    from features.snapshot import positions_in, timestamp_month
+
+    as_of = pd.Timestamp(as_of)
+    ids = pd.Index(features.index.astype(str), name="household_id")
+    if not ids.is_unique:
+        raise ValueError(f"households given twice: {list(ids[ids.duplicated()][:5])}")
+    n = len(ids)
+    homes = world["households"]
+    found = positions_in(homes["household_id"], ids)
+    home = np.full(n, -1, dtype=np.int64)
+    hit = np.flatnonzero(found >= 0)
+    home[found[hit]] = hit
+    if (home < 0).any():
+        raise KeyError(f"households not in the world: {list(ids[home < 0][:5])}")
+    rule, rules = _regional_rules(_take(homes["village_code"], home), policy)
+    year_ago = _year_before(as_of)
+
+    # From the features themselves (the same standard in force and the same 3-month income window):
+    # per-capita monthly income = income_to_dibao_standard x dibao_standard.
+    std = features["dibao_standard"].to_numpy(np.float64)
+    pc_income = features["income_to_dibao_standard"].to_numpy(np.float64) * std
+    # The household's latest known income month, from the staleness feature.
+    last = timestamp_month(as_of) - 1 - features["income_staleness_months"].to_numpy(np.float64)
+
+    # Working members: distinct people with wage income in the household's last 3 known months (the
+    # window of the income features); person ids come from the contract-form records.
+    working = np.zeros(n)
+    income = _known_rows(world, "income", ids, as_of)
+    if income is not None:
+        # Numbers first, text for the few rows left (in batch, text to Python objects is the cost).
+        income = income.where((income.months("month") >= last[income.household] - 2)
+                              & (income.numbers("amount") > 0))
+        person = income.text("person_id")
+        wage = (income.text("source") == "wage") & ~pd.isna(person)
+        if wage.any():
+            code, distinct = pd.factorize(person[wage])
+            pairs = np.unique(income.household[wage] * len(distinct) + code)
+            working = np.bincount(pairs // len(distinct), minlength=n).astype(np.float64)
+
+    policy_table = np.array([[float(getattr(r, f)) for f in _POLICY_FIELDS] for r in rules], dtype=np.float64)
+    grades = [tuple(r.serious_disability_grades) for r in rules]
+    grade_sets = np.empty(len(rules), dtype=object)  # tuples as objects, not a 2-d array
+    for i, allowed in enumerate(grades):
+        grade_sets[i] = allowed
+    columns: dict[str, Any] = {
+        "members": features["household_size"].to_numpy(np.float64),
+        "dibao_standard": std,
+        "pc_income": pc_income,
+        "working": working,
+        **{f: policy_table[rule, j] for j, f in enumerate(_POLICY_FIELDS)},
+        "serious_grades": grade_sets[rule],
+    }
+    columns.update(_persons(world, ids, as_of, rule=rule, grades=grades, minor_age=columns["tekun_minor_age"],
+                            year_ago=year_ago))
+
+    for held in _HELD:
+        columns[f"on_{held}"] = np.zeros(n, dtype=bool)
+    aid = _known_rows(world, "assistance", ids, as_of)
+    if aid is not None:
+        end = aid.dates("end_date")
+        ongoing = np.isnat(end) | (end >= as_of.to_datetime64())
+        programme = aid.text("programme")
+        for held in _HELD:
+            columns[f"on_{held}"][aid.household[ongoing & (programme == held)]] = True
+
+    columns["deposits"] = np.full(n, np.nan)
+    assets = _known_rows(world, "assets", ids, as_of)
+    if assets is not None:
+        # The latest report of each household (the later row among reports of the same day); known rows
+        # all have a date.
+        h = assets.household
+        order = np.lexsort((assets.dates("reported_date"), h))
+        latest = order[np.append(h[order][1:] != h[order][:-1], True)]
+        columns["deposits"][h[latest]] = assets.numbers("deposits")[latest]
+
+    damage = np.zeros(n, dtype=np.int64)
+    losses = _known_rows(world, "disaster_losses", ids, as_of)
+    if losses is not None:
+        recent = losses.dates("assessed_date") >= year_ago
+        kind = losses.text("housing_damage")
+        level = np.zeros(len(kind), dtype=np.int64)
+        for name, value in _DAMAGE.items():
+            level[kind == name] = value
+        np.maximum.at(damage, losses.household[recent], level[recent])
+    columns["housing_damage"] = np.array(list(_DAMAGE), dtype=object)[damage]
+
+    for name in _FEATURES:
+        columns[name] = (features[name].to_numpy(np.float64, na_value=np.nan) if name in features
+                         else np.full(n, np.nan))
+    return ids, columns
 
 
 def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig
@@ -107,97 +340,23 @@ def household_facts(world: World, as_of: pd.Timestamp, features: pd.DataFrame, p
         as_of: T; only records known before T count.
         features: ``build_features`` output for the households to advise (any subset of the world).
         policy: policy configuration.
+
+    Raises:
+        KeyError: a household of ``features`` is not in the world.
+        ValueError: a household is given twice.
     """
-    from features.snapshot import known_before, month_index, timestamp_month
-
-    ids = pd.Index(features.index.astype(str), name="household_id")
-    homes = world["households"]
-    homes = homes[homes["household_id"].astype(str).isin(ids)]
-    villages = pd.Series(homes["village_code"].astype(str).to_numpy(),
-                         index=homes["household_id"].astype(str).to_numpy())
-    if not ids.isin(villages.index).all():
-        raise KeyError(f"households not in the world: {list(ids[~ids.isin(villages.index)][:5])}")
-    villages = villages.reindex(ids)
-
-    # From the features themselves (the same standard in force and the same 3-month income window):
-    # per-capita monthly income = income_to_dibao_standard x dibao_standard.
-    std = features["dibao_standard"].to_numpy(np.float64)
-    pc_income = features["income_to_dibao_standard"].to_numpy(np.float64) * std
-    # The household's latest known income month, from the staleness feature.
-    staleness = features["income_staleness_months"].to_numpy(np.float64)
-    last = pd.Series(timestamp_month(as_of) - 1 - staleness, index=ids)
-
-    # Working members: distinct people with wage income in the household's last 3 known months (the
-    # window of the income features); person ids come from the contract-form records.
-    wanted: World = {name: world[name][world[name]["household_id"].astype(str).isin(ids)]
-              for name in ("members", "income", "medical_claims", "assistance", "assets", "disaster_losses")
-              if name in world}
-    known = known_before(wanted, as_of)
-    working = pd.Series(0, index=ids)
-    income = known.get("income")
-    if income is not None and len(income):
-        wages = income[(income["source"] == "wage") & income["person_id"].notna() & (income["amount"] > 0)]
-        household = wages["household_id"].astype(str)
-        recent = month_index(wages["month"]) >= last.reindex(household).to_numpy() - 2
-        pairs = pd.DataFrame({"h": household[recent], "p": wages["person_id"][recent]}).drop_duplicates()
-        working = pairs.groupby("h").size().reindex(ids, fill_value=0)
-
-    policy_rows = _policy_table(villages, policy)
-    persons = _persons(known, ids, as_of, policy_rows)
-    by_household = persons.groupby("household_id")
-
-    # Columns are gathered as arrays and the frame is built once: joins and column inserts on a
-    # one-row frame cost more than the arithmetic (this runs in every API call).
-    columns: dict[str, Any] = {
-        "members": features["household_size"].to_numpy(np.float64),
-        "dibao_standard": std,
-        "pc_income": pc_income,
-        "working": working.to_numpy(np.float64),
-        **{name: policy_rows[name].to_numpy() for name in policy_rows.columns},
-        "supported": by_household["supporter"].any().reindex(ids, fill_value=False).to_numpy(bool),
-        "students": by_household["student"].sum().reindex(ids, fill_value=0).to_numpy(np.int64),
-    }
-    for kind in ("tekun", "single"):
-        chosen = persons[persons[kind].to_numpy(bool)]
-        lists = chosen.groupby("household_id")["person_id"].agg(list).reindex(ids)
-        columns[f"{kind}_persons"] = lists.to_numpy(dtype=object)
-        columns[f"n_{kind}"] = np.array([len(x) if isinstance(x, list) else 0 for x in lists], dtype=np.int64)
-
-    for programme in ("dibao", "tekun", "edge"):
-        columns[f"on_{programme}"] = np.zeros(len(ids), dtype=bool)
-    aid = known.get("assistance")
-    if aid is not None and len(aid):
-        ongoing = aid[(aid["end_date"].isna() | (aid["end_date"] >= as_of))]
-        for programme in ("dibao", "tekun", "edge"):
-            held = ongoing.loc[ongoing["programme"] == programme, "household_id"].astype(str)
-            columns[f"on_{programme}"] = ids.isin(held)
-
-    columns["deposits"] = np.full(len(ids), np.nan)
-    assets = known.get("assets")
-    if assets is not None and len(assets):
-        latest = (assets.sort_values("reported_date", kind="stable")
-                  .drop_duplicates("household_id", keep="last"))
-        deposits = latest.set_index(latest["household_id"].astype(str))["deposits"]
-        columns["deposits"] = deposits.reindex(ids).to_numpy(np.float64)
-
-    columns["housing_damage"] = np.full(len(ids), "none", dtype=object)
-    losses = known.get("disaster_losses")
-    if losses is not None and len(losses):
-        recent = losses[losses["assessed_date"] >= as_of - pd.DateOffset(months=12)]
-        level = (recent["housing_damage"].astype(str).map(_DAMAGE)
-                 .groupby(recent["household_id"].astype(str)).max())
-        names = np.array(list(_DAMAGE), dtype=object)
-        columns["housing_damage"] = names[level.reindex(ids).fillna(0).to_numpy(np.int64)]
-
-    for name in _FEATURES:
-        columns[name] = (features[name].to_numpy(np.float64, na_value=np.nan) if name in features
-                         else np.full(len(ids), np.nan))
+    ids, columns = _gather(world, as_of, features, policy)
     return derive(columns, ids)
 
 
 def derive(c: dict[str, Any], ids: pd.Index) -> pd.DataFrame:
     """The facts frame: the gathered columns, the derived figures and one boolean column per programme
     (vectorised over households)."""
+    return pd.DataFrame(_derive(c), index=ids)
+
+
+def _derive(c: dict[str, Any]) -> dict[str, Any]:
+    """:func:`derive` as arrays (the columns of the facts frame)."""
     c = dict(c)
     n = np.asarray(c["members"], dtype=np.float64)
     std = np.asarray(c["dibao_standard"], dtype=np.float64)
@@ -237,7 +396,7 @@ def derive(c: dict[str, Any], ids: pd.Index) -> pd.DataFrame:
         ill | (share > c["medical_trigger_share"]))
     c["education"] = (c["students"] > 0) & (below_edge | on_dibao | on_tekun | on_edge)
     c["housing"] = np.isin(np.asarray(c["housing_damage"], dtype=object), ("severe", "collapsed"))
-    return pd.DataFrame(c, index=ids)
+    return c
 
 
 def _yuan(value: Any) -> float | None:
@@ -401,18 +560,32 @@ RULES: dict[str, Callable[[Any], dict[str, Any]]] = {
 def recommend(facts: pd.DataFrame) -> pd.Series:
     """The recommended programmes of each household (a list of dicts with programme, zh, en, rule_zh,
     rule_en, figures, monthly_amount in yuan/month for monthly programmes, person_ids)."""
-    out: dict[str, list[dict[str, Any]]] = {h: [] for h in facts.index}
-    fired = facts[list(RULES)].to_numpy(bool)
-    qualifying = facts[fired.any(axis=1)]
-    # One plain record per qualifying household (itertuples would build a namedtuple class per call).
-    rows = {h: SimpleNamespace(Index=h, **values) for h, values in qualifying.to_dict("index").items()}
-    for j, (programme, make) in enumerate(RULES.items()):
-        for h in facts.index[fired[:, j]]:  # formatting only, for the qualifying rows
-            out[h].append({"programme": programme, **make(rows[h])})
-    return pd.Series([out[h] for h in facts.index], index=facts.index, dtype=object, name="recommendations")
+    return _recommend({name: facts[name].to_numpy() for name in facts.columns}, facts.index)
+
+
+def _recommend(c: dict[str, Any], ids: pd.Index) -> pd.Series:
+    """:func:`recommend` over the facts as arrays (one entry per id)."""
+    fired = np.column_stack([np.asarray(c[programme], dtype=bool) for programme in RULES])
+    out: list[list[dict[str, Any]]] = [[] for _ in range(len(ids))]
+    qualifying = np.flatnonzero(fired.any(axis=1))
+    if len(qualifying):
+        # One plain record per qualifying household, with Python scalars as DataFrame.to_dict gives them:
+        # the figures go to JSON as they are. Formatting only, for the qualifying rows.
+        names = list(c)
+        values = [np.asarray(c[name])[qualifying].tolist() for name in names]
+        rows = [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
+        for j, (programme, make) in enumerate(RULES.items()):
+            for k in np.flatnonzero(fired[qualifying, j]):
+                out[qualifying[k]].append({"programme": programme, **make(rows[k])})
+    return pd.Series(out, index=ids, dtype=object, name="recommendations")
 
 
 def recommend_for(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig
                   ) -> pd.Series:
-    """:func:`recommend` of :func:`household_facts`: the recommendations for the rows of ``features``."""
-    return recommend(household_facts(world, as_of, features, policy))
+    """:func:`recommend` of :func:`household_facts`: the recommendations for the rows of ``features``.
+
+    The same as ``recommend(household_facts(...))`` without building the facts frame (this runs in every
+    API call).
+    """
+    ids, columns = _gather(world, as_of, features, policy)
+    return _recommend(_derive(columns), ids)

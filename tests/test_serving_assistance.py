@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from factories import make_world, month_range, standard_rows
+from factories import make_world, month_range, random_world, standard_rows
 
 import features
 from doudi.policy import load_policy
-from serving.assistance import household_facts, recommend, recommend_for
+from serving.assistance import RULES, _year_before, household_facts, recommend, recommend_for
 
 T = pd.Timestamp("2025-07-01")
 MONTHS = month_range("2024-07", 11)  # 2024-07 .. 2025-05
@@ -162,3 +162,51 @@ def test_subset_gives_the_same_advice(advice):
     world, frame, _, full = advice
     subset = recommend_for(world, T, frame.loc[["SICK", "DIBAO"]], load_policy())
     assert subset.to_dict() == full.loc[["SICK", "DIBAO"]].to_dict()
+
+
+@pytest.fixture(scope="module")
+def random_advice():
+    world = random_world(80, 30, 11)
+    frame = features.build_features(world, T)
+    return world, frame, recommend_for(world, T, frame, load_policy())
+
+
+def test_random_world_exercises_every_rule(random_advice):
+    fired = {r["programme"] for recs in random_advice[2] for r in recs}
+    assert fired == set(RULES)
+
+
+def test_each_household_is_advised_alike_alone_among_the_world_or_in_its_own_world(random_advice):
+    # The API advises one household in a world of its own records; the batch advises the alerted ones
+    # among everyone. Both must give what advising the whole world gives, figures and order included.
+    world, frame, full = random_advice
+    policy = load_policy()
+    for household in frame.index:
+        alone = recommend_for(world, T, frame.loc[[household]], policy)
+        own = {name: table.loc[table["household_id"].astype(str) == household] if "household_id" in table
+               else table for name, table in world.items()}
+        in_own_world = recommend_for(own, T, frame.loc[[household]], policy)
+        assert alone.to_dict() == in_own_world.to_dict() == {household: full[household]}, household
+
+
+def test_advice_follows_the_order_of_the_rows_given(random_advice):
+    world, frame, full = random_advice
+    order = frame.index[::-3]
+    advice = recommend_for(world, T, frame.loc[order], load_policy())
+    assert list(advice.index) == list(order)
+    assert advice.to_list() == full.loc[order].to_list()
+
+
+def test_households_not_in_the_world_or_given_twice_are_refused(advice):
+    world, frame, _, _ = advice
+    with pytest.raises(ValueError, match="twice"):
+        recommend_for(world, T, frame.loc[["DIBAO", "DIBAO"]], load_policy())
+    stranger = frame.loc[["DIBAO"]].rename(index={"DIBAO": "NOBODY"})
+    with pytest.raises(KeyError, match="NOBODY"):
+        recommend_for(world, T, stranger, load_policy())
+
+
+@pytest.mark.parametrize("day", ["2025-07-01", "2024-02-29", "2024-03-31", "2025-12-31", "2025-03-01 13:30"])
+def test_the_12_month_window_starts_where_a_calendar_offset_puts_it(day):
+    as_of = pd.Timestamp(day)
+    assert _year_before(as_of) == (as_of - pd.DateOffset(months=12)).to_datetime64()
