@@ -5,14 +5,15 @@ T and the household's records known before T, and states the figures it used, so
 can check it by hand. A person decides; these are pointers to the programmes to verify.
 
 Income figures come from the features themselves (``dibao_standard``, and per-capita monthly income =
-``income_to_dibao_standard`` x ``dibao_standard``, the mean of the last 3 known months), so a
-recommendation never disagrees with the features and triggers shown beside it.
+``income_to_dibao_standard`` x ``dibao_standard``, the mean of the last 3 known complete months), so a
+recommendation never disagrees with the features and triggers shown beside it. The employment-cost
+deduction counts the members with wages in those same 3 months.
 
-Worked example (dibao by difference): a household of 3 whose monthly income over its last 3 known months
-averaged 1,500 yuan, one member earning wages (employment-cost deduction 300 yuan/month), in a county
-whose dibao standard is 700 yuan/person/month: per-capita income after the deduction is
-(1,500 - 300) / 3 = 400 yuan, below 700, so dibao is recommended with an estimated benefit of
-(700 - 400) x 3 = 900 yuan a month.
+Worked example (dibao by difference): a household of 3 whose monthly income over its last 3 known
+complete months averaged 1,500 yuan, one member earning wages (employment-cost deduction 300
+yuan/month), in a county whose dibao standard is 700 yuan/person/month: per-capita income after the
+deduction is (1,500 - 300) / 3 = 400 yuan, below 700, so dibao is recommended with an estimated benefit
+of (700 - 400) x 3 = 900 yuan a month.
 
 Rules (thresholds from policy, lines from ``standards``; "income" is per-capita monthly income):
   * 特困 tekun: no member aged 18+ with full or partial labour capacity to support the family, and
@@ -260,16 +261,18 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
     # per-capita monthly income = income_to_dibao_standard x dibao_standard.
     std = features["dibao_standard"].to_numpy(np.float64)
     pc_income = features["income_to_dibao_standard"].to_numpy(np.float64) * std
-    # The household's latest known income month, from the staleness feature.
+    # The household's latest known complete income month L, from the staleness feature.
     last = timestamp_month(as_of) - 1 - features["income_staleness_months"].to_numpy(np.float64)
 
-    # Working members: distinct people with wage income in the household's last 3 known months (the
-    # window of the income features); person ids come from the contract-form records.
+    # Working members: distinct people with wage income in months L-2..L (the window of the income
+    # features; wages of the partly recorded months after L are not in the income either); person ids come
+    # from the contract-form records.
     working = np.zeros(n)
     income = _known_rows(world, "income", ids, as_of)
     if income is not None:
         # Numbers first, text for the few rows left (in batch, text to Python objects is the cost).
-        income = income.where((income.months("month") >= last[income.household] - 2)
+        month, last_known = income.months("month"), last[income.household]
+        income = income.where((month >= last_known - 2) & (month <= last_known)
                               & (income.numbers("amount") > 0))
         person = income.text("person_id")
         wage = (income.text("source") == "wage") & ~pd.isna(person)

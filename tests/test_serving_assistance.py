@@ -1,7 +1,8 @@
 """Recommended assistance: hand-computed cases, one household per rule, on a tiny hand-made world.
 
 T = 2025-07-01. Income of a month is recorded on the 1st of the next month, so June's income is not yet
-known at T: the "last 3 known months" are March-May 2025. The dibao standard is 700 yuan/person/month
+known at T, and a month counts as complete 2 months after it ends (the income table's reporting lag): the
+"last 3 known complete months" are February-April 2025. The dibao standard is 700 yuan/person/month
 (edge line 1.5 x 700 = 1,050; 特困 standard 1.3 x 700 = 910), employment-cost deduction 300 yuan per
 working member and month.
 """
@@ -156,6 +157,22 @@ def test_policy_overrides_apply_by_region():
     rec = recommend_for(world, T, frame, policy)["A"][0]
     # (1,500 - 600) / 3 = 300; (700 - 300) x 3 = 1,200
     assert rec["figures"]["employment_cost_deduction"] == 600.0 and rec["monthly_amount"] == 1200.0
+
+
+def test_wages_of_a_month_not_yet_complete_do_not_count_a_working_member():
+    # N2 started work in May 2025: known at T, but May is not complete, so neither the income figure nor
+    # the deduction counts N2. (1,500 - 300 x 1) / 3 = 400, not (1,500 - 300 x 2) / 3 = 300.
+    world = make_world(households=[{"household_id": "N"}],
+                       members=[_member("N", "N1"), _member("N", "N2"), _member("N", "N3")],
+                       income=_wages("N", "N1", 1500) + [
+                           {"household_id": "N", "person_id": "N2", "month": "2025-05", "source": "wage",
+                            "amount": 800}],
+                       standards=standard_rows(month_range("2024-07", 13), dibao_standard=700.0))
+    frame = features.build_features(world, T)
+    (rec,) = recommend_for(world, T, frame, load_policy())["N"]
+    assert rec["figures"]["per_capita_income"] == 500.0
+    assert rec["figures"]["working_members"] == 1
+    assert rec["figures"]["per_capita_income_after_deduction"] == 400.0
 
 
 def test_subset_gives_the_same_advice(advice):
