@@ -29,19 +29,20 @@ def asset_reports(snap: Snapshot) -> AssetReports:
     """Latest and previous asset report per household (ordered by report date, then recorded_at)."""
 
     def compute() -> AssetReports:
-        table = snap.table("assets").sort_values(["_h", "reported_date", "recorded_at"], kind="stable")
-        house = table["_h"].to_numpy()
+        table = snap.table("assets")
+        table = table.take(np.lexsort((table["recorded_at"], table["reported_date"], table["_h"])))
+        house = table["_h"]
         last = np.append(house[1:] != house[:-1], True) if len(house) else np.zeros(0, dtype=bool)
         # The row before a household's last row is its previous report when it is the same household.
         previous = np.append(last[1:], False) & ~last
 
         def latest(column: str, rows: np.ndarray = last) -> np.ndarray:
             out = np.full(snap.n, np.nan)
-            out[house[rows]] = table[column].to_numpy(np.float64)[rows]
+            out[house[rows]] = table[column].astype(np.float64)[rows]
             return out
 
         reported = np.full(snap.n, np.datetime64("NaT"), dtype="datetime64[ns]")
-        reported[house[last]] = table["reported_date"].to_numpy()[last]
+        reported[house[last]] = table["reported_date"][last]
         return AssetReports(deposits=latest("deposits"), vehicles=latest("vehicles"),
                             registered_business=latest("registered_business"), reported=reported,
                             previous_deposits=latest("deposits", previous))

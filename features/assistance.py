@@ -10,23 +10,22 @@ lifted out from 1 January of Y+1, and months since lifting are counted from then
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from doudi.contract import PROGRAMMES
 from features.registry import feature
-from features.snapshot import Snapshot, select_rows
+from features.snapshot import Columns, Snapshot, select_rows
 
 _CODE = {name: PROGRAMMES.index(name) for name in PROGRAMMES}
 _MAIN = [_CODE["dibao"], _CODE["tekun"], _CODE["edge"]]
 
 
-def _records(snap: Snapshot, programmes: list[int]) -> pd.DataFrame:
+def _records(snap: Snapshot, programmes: list[int]) -> Columns:
     table = snap.table("assistance")
-    return select_rows(table, np.isin(table["programme"].to_numpy(), programmes))
+    return select_rows(table, np.isin(table["programme"], programmes))
 
 
 def _lifted_year(snap: Snapshot) -> np.ndarray:
-    year = snap.table("households")["lifted_out_year"].to_numpy(np.float64)
+    year = snap.table("households")["lifted_out_year"].astype(np.float64)
     return np.where(year < snap.as_of.year, year, np.nan)
 
 
@@ -64,14 +63,14 @@ def months_since_lifted(snap: Snapshot) -> np.ndarray:
          description="1 when an edge-family programme record is active at T.")
 def edge_family(snap: Snapshot) -> np.ndarray:
     records = _records(snap, [_CODE["edge"]])
-    end = records["end_date"].to_numpy("datetime64[ns]")
+    end = records["end_date"]
     active = np.isnat(end) | (end >= snap.as_of.to_datetime64())
-    return (snap.per_household(records["_h"].to_numpy()[active]) > 0).astype(np.float64)
+    return (snap.per_household(records["_h"][active]) > 0).astype(np.float64)
 
 
-def _ended(snap: Snapshot, programmes: list[int]) -> pd.DataFrame:
+def _ended(snap: Snapshot, programmes: list[int]) -> Columns:
     records = _records(snap, programmes)
-    end = records["end_date"].to_numpy("datetime64[ns]")
+    end = records["end_date"]
     return select_rows(records, ~np.isnat(end) & (end < snap.as_of.to_datetime64()))
 
 
@@ -84,7 +83,7 @@ def _ended(snap: Snapshot, programmes: list[int]) -> pd.DataFrame:
                      "NaN when none ended.")
 def months_since_exit(snap: Snapshot) -> np.ndarray:
     ended = _ended(snap, _MAIN)
-    return snap.per_household_min(ended["_h"].to_numpy(), snap.months_before(ended["end_date"].to_numpy()))
+    return snap.per_household_min(ended["_h"], snap.months_before(ended["end_date"]))
 
 
 @feature(name="past_dibao_or_tekun", group="assistance", source=("assistance",), window_months=None,
@@ -98,7 +97,7 @@ def months_since_exit(snap: Snapshot) -> np.ndarray:
          description="1 when a dibao or tekun record ended before T.")
 def past_dibao_or_tekun(snap: Snapshot) -> np.ndarray:
     ended = _ended(snap, [_CODE["dibao"], _CODE["tekun"]])
-    return (snap.per_household(ended["_h"].to_numpy()) > 0).astype(np.float64)
+    return (snap.per_household(ended["_h"]) > 0).astype(np.float64)
 
 
 @feature(name="temporary_aid_12m", group="assistance", source=("assistance",), window_months=12,
@@ -109,5 +108,5 @@ def past_dibao_or_tekun(snap: Snapshot) -> np.ndarray:
          description="Temporary-assistance payments dated in the 12 months before T.")
 def temporary_aid_12m(snap: Snapshot) -> np.ndarray:
     records = _records(snap, [_CODE["temporary"]])
-    recent = records["start_date"].to_numpy() >= snap.months_ago(12)
-    return snap.per_household(records["_h"].to_numpy()[recent])
+    recent = records["start_date"] >= snap.months_ago(12)
+    return snap.per_household(records["_h"][recent])

@@ -9,27 +9,27 @@ import pandas as pd
 
 from doudi.contract import URBAN_RURAL
 from doudi.policy import PolicyRules, load_policy
-from features.snapshot import Snapshot
+from features.snapshot import Columns, Snapshot
 
 CHILD_AGE = 16
 ELDERLY_AGE = 60
 DAYS_PER_YEAR = 365.25
 
 
-def members(snap: Snapshot) -> pd.DataFrame:
+def members(snap: Snapshot) -> Columns:
     """Members known and born before T, with ``age`` (years at T)."""
 
-    def compute() -> pd.DataFrame:
+    def compute() -> Columns:
         frame = snap.table("members")
-        age = (snap.as_of.to_datetime64() - frame["birth_date"].to_numpy()) / np.timedelta64(1, "D")
-        return frame.assign(age=age / DAYS_PER_YEAR)
+        age = (snap.as_of.to_datetime64() - frame["birth_date"]) / np.timedelta64(1, "D")
+        return frame.with_column("age", age / DAYS_PER_YEAR)
 
     return snap.cached("members", compute)
 
 
 def household_size(snap: Snapshot) -> np.ndarray:
     """Members per household at T (0 when none is known)."""
-    return snap.cached("household_size", lambda: snap.per_household(members(snap)["_h"].to_numpy()))
+    return snap.cached("household_size", lambda: snap.per_household(members(snap)["_h"]))
 
 
 def per_capita(snap: Snapshot, values: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def standards(snap: Snapshot) -> Standards:
 
     def in_force() -> tuple[pd.Index, dict[str, np.ndarray]]:
         table = snap.table("standards")
-        latest = (table.sort_values("month", kind="stable")
+        latest = (table.frame().sort_values("month", kind="stable")
                   .drop_duplicates(["county_code", "urban_rural"], keep="last"))
         keys = pd.Index(_standard_keys(latest["county_code"].to_numpy(dtype=object),
                                        latest["urban_rural"].to_numpy()))
@@ -95,7 +95,7 @@ def standards(snap: Snapshot) -> Standards:
 
     def compute() -> Standards:
         keys, values = snap.regional("standards_in_force", ("standards",), in_force)
-        homes = _standard_keys(county_codes(snap), snap.table("households")["urban_rural"].to_numpy())
+        homes = _standard_keys(county_codes(snap), snap.table("households")["urban_rural"])
         row = keys.get_indexer(homes)  # -1 (no standard known) picks the trailing NaN
         return Standards(**{name: column[row] for name, column in values.items()})
 
@@ -149,8 +149,8 @@ def medical_oop(snap: Snapshot, months: int) -> np.ndarray:
 
     def compute() -> np.ndarray:
         table = snap.table("medical_claims")
-        recent = table["discharge_date"].to_numpy() >= snap.months_ago(months)
-        return snap.per_household(table["_h"].to_numpy()[recent],
-                                  table["out_of_pocket"].to_numpy(np.float64)[recent])
+        recent = table["discharge_date"] >= snap.months_ago(months)
+        return snap.per_household(table["_h"][recent],
+                                  table["out_of_pocket"].astype(np.float64)[recent])
 
     return snap.cached(f"medical_oop_{months}m", compute)

@@ -13,7 +13,7 @@ import pandas as pd
 from features.common import capped_share
 from features.income import household_income_annual
 from features.registry import feature
-from features.snapshot import Snapshot, select_rows
+from features.snapshot import Columns, Snapshot, select_rows
 
 AREA_PREFIXES = (2, 4, 6, 9, 12)
 SHARE_CAP = 10.0
@@ -48,8 +48,8 @@ def _village_exposure(snap: Snapshot, villages: pd.Series) -> dict[str, tuple[fl
     disasters = snap.table("disasters")
     disasters = pd.DataFrame({
         "region_code": pd.Series(disasters["region_code"], dtype="string"),
-        "severity": disasters["severity"].to_numpy(np.float64),
-        "start": disasters["start_date"].to_numpy(),
+        "severity": disasters["severity"].astype(np.float64),
+        "start": disasters["start_date"],
         "row": np.arange(len(disasters)),
     })
     keys = [pd.DataFrame({"region_code": villages.str.slice(0, p) + "0" * (12 - p),
@@ -68,9 +68,9 @@ def _village_exposure(snap: Snapshot, villages: pd.Series) -> dict[str, tuple[fl
     return {str(v): (count[i], severity[i], last[i]) for i, v in enumerate(villages)}
 
 
-def _losses(snap: Snapshot) -> pd.DataFrame:
+def _losses(snap: Snapshot) -> Columns:
     table = snap.table("disaster_losses")
-    return select_rows(table, table["assessed_date"].to_numpy() >= snap.months_ago(12))
+    return select_rows(table, table["assessed_date"] >= snap.months_ago(12))
 
 
 @feature(name="disaster_exposure_12m", group="disaster", source=("disasters", "households"),
@@ -119,7 +119,7 @@ def months_since_disaster(snap: Snapshot) -> np.ndarray:
          description="Sum of assessed household losses (amount) assessed in the 12 months before T.")
 def disaster_loss_12m(snap: Snapshot) -> np.ndarray:
     losses = _losses(snap)
-    return snap.per_household(losses["_h"].to_numpy(), losses["amount"].to_numpy(np.float64))
+    return snap.per_household(losses["_h"], losses["amount"].astype(np.float64))
 
 
 @feature(name="housing_damage_12m", group="disaster", source=("disaster_losses",), window_months=12,
@@ -136,9 +136,9 @@ def disaster_loss_12m(snap: Snapshot) -> np.ndarray:
 def housing_damage_12m(snap: Snapshot) -> np.ndarray:
     losses = _losses(snap)
     # Codes are positions in the contract's HOUSING_DAMAGE, ordered none < minor < severe < collapsed.
-    damage = losses["housing_damage"].to_numpy().astype(np.float64)
+    damage = losses["housing_damage"].astype(np.float64)
     known = damage >= 0
-    return snap.per_household_max(losses["_h"].to_numpy()[known], damage[known], empty=0.0)
+    return snap.per_household_max(losses["_h"][known], damage[known], empty=0.0)
 
 
 @feature(name="disaster_loss_to_income", group="disaster", source=("disaster_losses", "income"),

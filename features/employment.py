@@ -10,30 +10,31 @@ matters.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from doudi.contract import EMPLOYMENT_EVENTS
 from features.registry import feature
-from features.snapshot import Snapshot, select_rows
+from features.snapshot import Columns, Snapshot, select_rows
 
 _CODE = {name: EMPLOYMENT_EVENTS.index(name) for name in EMPLOYMENT_EVENTS}
 
 
-def _events(snap: Snapshot, kind: str, months: int | None = None) -> pd.DataFrame:
+def _events(snap: Snapshot, kind: str, months: int | None = None) -> Columns:
     table = snap.table("employment_events")
-    mask = table["event_type"].to_numpy() == _CODE[kind]
+    mask = table["event_type"] == _CODE[kind]
     if months is not None:
-        mask &= table["event_date"].to_numpy() >= snap.months_ago(months)
+        mask &= table["event_date"] >= snap.months_ago(months)
     return select_rows(table, mask)
 
 
-def _current(snap: Snapshot, kinds: tuple[str, str]) -> pd.DataFrame:
+def _current(snap: Snapshot, kinds: tuple[str, str]) -> Columns:
     """Each person's latest event among ``kinds`` known at T."""
     table = snap.table("employment_events")
     codes = [_CODE[k] for k in kinds]
-    table = select_rows(table, np.isin(table["event_type"].to_numpy(), codes) & (table["_p"].to_numpy() >= 0))
-    ordered = table.sort_values(["_p", "event_date", "recorded_at", "event_type"], kind="stable")
-    return ordered.drop_duplicates("_p", keep="last")
+    table = select_rows(table, np.isin(table["event_type"], codes) & (table["_p"] >= 0))
+    keys = (table["event_type"], table["recorded_at"], table["event_date"], table["_p"])
+    ordered = table.take(np.lexsort(keys))  # stable: by person, then date, recorded_at, event type
+    person = ordered["_p"]
+    return ordered.take(np.append(person[1:] != person[:-1], True) if len(person) else person > 0)
 
 
 @feature(name="job_losses_12m", group="employment", source=("employment_events",), window_months=12,
@@ -43,7 +44,7 @@ def _current(snap: Snapshot, kinds: tuple[str, str]) -> pd.DataFrame:
          label_zh="失业次数", label_en="Job losses",
          description="job_loss events in the 12 months before T.")
 def job_losses_12m(snap: Snapshot) -> np.ndarray:
-    return snap.per_household(_events(snap, "job_loss", 12)["_h"].to_numpy())
+    return snap.per_household(_events(snap, "job_loss", 12)["_h"])
 
 
 @feature(name="uninsured_job_loss_6m", group="employment", source=("employment_events",), window_months=6,
@@ -55,8 +56,8 @@ def job_losses_12m(snap: Snapshot) -> np.ndarray:
                      "(coverage missing counts as not covered).")
 def uninsured_job_loss_6m(snap: Snapshot) -> np.ndarray:
     losses = _events(snap, "job_loss", 6)
-    insured = np.nan_to_num(losses["unemployment_insured"].to_numpy(np.float64)) > 0
-    return snap.per_household(losses["_h"].to_numpy()[~insured])
+    insured = np.nan_to_num(losses["unemployment_insured"].astype(np.float64)) > 0
+    return snap.per_household(losses["_h"][~insured])
 
 
 @feature(name="months_since_job_loss", group="employment", source=("employment_events",),
@@ -67,8 +68,8 @@ def uninsured_job_loss_6m(snap: Snapshot) -> np.ndarray:
          description="Months between the latest known job loss and T; NaN when none is known.")
 def months_since_job_loss(snap: Snapshot) -> np.ndarray:
     losses = _events(snap, "job_loss")
-    months = snap.months_before(losses["event_date"].to_numpy())
-    return snap.per_household_min(losses["_h"].to_numpy(), months)
+    months = snap.months_before(losses["event_date"])
+    return snap.per_household_min(losses["_h"], months)
 
 
 @feature(name="returned_migrants_6m", group="employment", source=("employment_events",), window_months=6,
@@ -78,7 +79,7 @@ def months_since_job_loss(snap: Snapshot) -> np.ndarray:
          label_zh="返乡务工人员", label_en="Returned migrant workers",
          description="migrant_return events in the 6 months before T.")
 def returned_migrants_6m(snap: Snapshot) -> np.ndarray:
-    return snap.per_household(_events(snap, "migrant_return", 6)["_h"].to_numpy())
+    return snap.per_household(_events(snap, "migrant_return", 6)["_h"])
 
 
 @feature(name="employed_members", group="employment", source=("employment_events",), window_months=None,
@@ -89,8 +90,8 @@ def returned_migrants_6m(snap: Snapshot) -> np.ndarray:
          description="Members whose latest job_start/job_loss event known at T is a job_start.")
 def employed_members(snap: Snapshot) -> np.ndarray:
     current = _current(snap, ("job_start", "job_loss"))
-    working = current["event_type"].to_numpy() == _CODE["job_start"]
-    return snap.per_household(current["_h"].to_numpy()[working])
+    working = current["event_type"] == _CODE["job_start"]
+    return snap.per_household(current["_h"][working])
 
 
 @feature(name="migrants_away", group="employment", source=("employment_events",), window_months=None,
@@ -101,5 +102,5 @@ def employed_members(snap: Snapshot) -> np.ndarray:
          description="Members whose latest migrant_out/migrant_return event known at T is migrant_out.")
 def migrants_away(snap: Snapshot) -> np.ndarray:
     current = _current(snap, ("migrant_out", "migrant_return"))
-    away = current["event_type"].to_numpy() == _CODE["migrant_out"]
-    return snap.per_household(current["_h"].to_numpy()[away])
+    away = current["event_type"] == _CODE["migrant_out"]
+    return snap.per_household(current["_h"][away])

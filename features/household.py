@@ -19,15 +19,15 @@ _MAX_GRADE = 4
 
 
 def _count(snap: Snapshot, mask: np.ndarray) -> np.ndarray:
-    return snap.per_household(members(snap)["_h"].to_numpy()[mask])
+    return snap.per_household(members(snap)["_h"][mask])
 
 
 def _certified_grade(snap: Snapshot) -> np.ndarray:
     """Each member's disability grade at T (0 when none or not yet certified)."""
     people = members(snap)
-    grade = np.nan_to_num(people["disability_grade"].to_numpy(np.float64)).astype(np.int64)
+    grade = np.nan_to_num(people["disability_grade"].astype(np.float64)).astype(np.int64)
     if "disability_certified_at" in people:
-        certified = people["disability_certified_at"].to_numpy("datetime64[ns]")
+        certified = people["disability_certified_at"]
         grade = np.where(~np.isnat(certified) & (certified >= snap.as_of.to_datetime64()), 0, grade)
     return np.clip(grade, 0, _MAX_GRADE)
 
@@ -49,7 +49,7 @@ def household_size_feature(snap: Snapshot) -> np.ndarray:
          label_zh="被抚养人口占比", label_en="Share of dependants",
          description="(members under 16 + members 60 or over) / household size at T; NaN without members.")
 def dependant_share(snap: Snapshot) -> np.ndarray:
-    age = members(snap)["age"].to_numpy()
+    age = members(snap)["age"]
     return ratio(_count(snap, (age < CHILD_AGE) | (age >= ELDERLY_AGE)), household_size(snap))
 
 
@@ -63,7 +63,7 @@ def dependant_share(snap: Snapshot) -> np.ndarray:
          label_zh="独居老人", label_en="Older person living alone",
          description="1 when the household has exactly one member and that member is 60 or over at T.")
 def elderly_living_alone(snap: Snapshot) -> np.ndarray:
-    age = members(snap)["age"].to_numpy()
+    age = members(snap)["age"]
     alone = household_size(snap) == 1
     return (alone & (_count(snap, age >= ELDERLY_AGE) == 1)).astype(np.float64)
 
@@ -75,7 +75,7 @@ def elderly_living_alone(snap: Snapshot) -> np.ndarray:
          label_zh="在校学生人数", label_en="Members in school",
          description="Members enrolled in school (education costs).")
 def children_in_school(snap: Snapshot) -> np.ndarray:
-    return _count(snap, members(snap)["in_school"].to_numpy(np.float64) > 0)
+    return _count(snap, members(snap)["in_school"].astype(np.float64) > 0)
 
 
 @feature(name="disabled_members", group="household", source=("members",), window_months=None,
@@ -100,7 +100,7 @@ def severe_disabled_members(snap: Snapshot) -> np.ndarray:
     severe = np.zeros((len(distinct), _MAX_GRADE + 1), dtype=bool)
     for row, rules in enumerate(distinct):
         severe[row, [g for g in rules.serious_disability_grades if 0 < g <= _MAX_GRADE]] = True
-    house = members(snap)["_h"].to_numpy()
+    house = members(snap)["_h"]
     return _count(snap, severe[rules_index[house], _certified_grade(snap)])
 
 
@@ -111,7 +111,7 @@ def severe_disabled_members(snap: Snapshot) -> np.ndarray:
          label_zh="有劳动能力人数", label_en="Members able to work",
          description="Members with full or partial labour capacity.")
 def labour_members(snap: Snapshot) -> np.ndarray:
-    capacity = members(snap)["labour_capacity"].to_numpy()
+    capacity = members(snap)["labour_capacity"]
     return _count(snap, (capacity == _FULL) | (capacity == _PARTIAL))
 
 
@@ -122,9 +122,9 @@ def labour_members(snap: Snapshot) -> np.ndarray:
          label_zh="劳动力占比", label_en="Share able to work",
          description="(full + 0.5 x partial labour capacity) / household size; NaN without members.")
 def labour_share(snap: Snapshot) -> np.ndarray:
-    capacity = members(snap)["labour_capacity"].to_numpy()
+    capacity = members(snap)["labour_capacity"]
     weight = np.where(capacity == _FULL, 1.0, np.where(capacity == _PARTIAL, 0.5, 0.0))
-    return ratio(snap.per_household(members(snap)["_h"].to_numpy(), weight), household_size(snap))
+    return ratio(snap.per_household(members(snap)["_h"], weight), household_size(snap))
 
 
 @feature(name="head_age", group="household", source=("members",), window_months=None, unit="years",
@@ -135,5 +135,5 @@ def labour_share(snap: Snapshot) -> np.ndarray:
          description="Age at T of the member recorded as head (the oldest if several); NaN if none.")
 def head_age(snap: Snapshot) -> np.ndarray:
     people = members(snap)
-    head = people["relation"].to_numpy() == _HEAD
-    return snap.per_household_max(people["_h"].to_numpy()[head], people["age"].to_numpy()[head])
+    head = people["relation"] == _HEAD
+    return snap.per_household_max(people["_h"][head], people["age"][head])

@@ -62,18 +62,18 @@ def income_windows(snap: Snapshot) -> IncomeWindows:
 
     def compute() -> IncomeWindows:
         table = snap.table("income")
-        month = table["month"].to_numpy()
+        month = table["month"]
         n = snap.n
         # Freshness reads every record of the last 3 calendar months, the windows only complete months.
         recent = month - (snap.month - 3)
-        cell = np.where((recent >= 0) & (recent < 3), table["_h"].to_numpy() * 3 + recent, n * 3)
+        cell = np.where((recent >= 0) & (recent < 3), table["_h"] * 3 + recent, n * 3)
         seen = np.bincount(cell, minlength=n * 3 + 1)[:-1].reshape(n, 3)
         recent_known = (seen > 0).sum(axis=1).astype(np.float64)
         table = select_rows(table, month <= snap.complete_month("income"))
-        month = table["month"].to_numpy()
-        house = table["_h"].to_numpy()
-        amount = table["amount"].to_numpy(np.float64)
-        source = table["source"].to_numpy()
+        month = table["month"]
+        house = table["_h"]
+        amount = table["amount"].astype(np.float64)
+        source = table["source"]
         last = np.full(n, -1, dtype=np.int64)
         np.maximum.at(last, house, month)
         first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)

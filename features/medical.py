@@ -20,7 +20,7 @@ SHARE_CAP = 10.0
 def _claims(snap: Snapshot, months: int):
     """Claims discharged within the last ``months`` months before T."""
     table = snap.table("medical_claims")
-    return select_rows(table, table["discharge_date"].to_numpy() >= snap.months_ago(months))
+    return select_rows(table, table["discharge_date"] >= snap.months_ago(months))
 
 
 @feature(name="medical_oop_3m", group="medical", source=("medical_claims",), window_months=3, unit="yuan",
@@ -96,8 +96,8 @@ def medical_oop_trend(snap: Snapshot) -> np.ndarray:
          description="1 if a claim discharged in the 12 months before T is on the serious-illness list.")
 def serious_illness(snap: Snapshot) -> np.ndarray:
     claims = _claims(snap, 12)
-    serious = claims["serious_illness"].to_numpy(np.float64) > 0
-    return (snap.per_household(claims["_h"].to_numpy()[serious]) > 0).astype(np.float64)
+    serious = claims["serious_illness"].astype(np.float64) > 0
+    return (snap.per_household(claims["_h"][serious]) > 0).astype(np.float64)
 
 
 @feature(name="inpatient_stays_12m", group="medical", source=("medical_claims",), window_months=12,
@@ -108,8 +108,8 @@ def serious_illness(snap: Snapshot) -> np.ndarray:
          description="Inpatient claims discharged in the 12 months before T.")
 def inpatient_stays_12m(snap: Snapshot) -> np.ndarray:
     claims = _claims(snap, 12)
-    inpatient = claims["inpatient"].to_numpy(np.float64) > 0
-    return snap.per_household(claims["_h"].to_numpy()[inpatient])
+    inpatient = claims["inpatient"].astype(np.float64) > 0
+    return snap.per_household(claims["_h"][inpatient])
 
 
 @feature(name="medical_claim_months_12m", group="medical", source=("medical_claims",), window_months=12,
@@ -121,7 +121,7 @@ def inpatient_stays_12m(snap: Snapshot) -> np.ndarray:
                      "ongoing treatment rather than a single episode.")
 def medical_claim_months_12m(snap: Snapshot) -> np.ndarray:
     claims = _claims(snap, 12)
-    month = claims["discharge_date"].to_numpy().astype("datetime64[M]").astype(np.int64)
+    month = claims["discharge_date"].astype("datetime64[M]").astype(np.int64)
     offset = np.clip(snap.month - 1970 * 12 - month, 0, 12)
-    seen = np.bincount(claims["_h"].to_numpy() * 13 + offset, minlength=snap.n * 13)
+    seen = np.bincount(claims["_h"] * 13 + offset, minlength=snap.n * 13)
     return (seen.reshape(snap.n, 13) > 0).sum(axis=1).astype(np.float64)

@@ -28,7 +28,7 @@ def county_code(snap: Snapshot) -> np.ndarray:
          description="Urban or rural household registration (contract values 'urban', 'rural'); "
                      "categorical.")
 def urban_rural(snap: Snapshot) -> np.ndarray:
-    return urban_rural_labels(snap.table("households")["urban_rural"].to_numpy())
+    return urban_rural_labels(snap.table("households")["urban_rural"])
 
 
 @feature(name="dibao_standard", group="region", source=("standards",), window_months=None,

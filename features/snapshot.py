@@ -16,6 +16,7 @@ born (``birth_date < T``) and, when the member's ``recorded_at`` is given, once 
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ PERSON_CODED = ("employment_events",)
 # Text columns kept (as text) by the encoding; every other free-text column (ids, names) is dropped.
 _KEEP_TEXT = ("region_code", "village_code", "county_code")
 DAYS_PER_MONTH = 365.25 / 12
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
@@ -82,11 +84,11 @@ def month_index(month: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
         ValueError: a value that is not a ``YYYY-MM`` month.
     """
     codes, uniques = distinct_codes(pd.Series(month, copy=False))
-    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), format="%Y-%m", errors="coerce")
-    if parsed.isna().any():
-        bad = list(pd.Series(uniques)[parsed.isna().to_numpy()][:3])
-        raise ValueError(f"not a YYYY-MM month: {bad}")
-    lookup = np.append((parsed.dt.year * 12 + parsed.dt.month - 1).to_numpy(np.int64), -1)
+    # Few distinct months (36 in a 3-year extract), so plain Python per distinct value.
+    bad = [u for u in uniques if not (isinstance(u, str) and _MONTH.fullmatch(u))]
+    if bad:
+        raise ValueError(f"not a YYYY-MM month: {bad[:3]}")
+    lookup = np.array([int(u[:4]) * 12 + int(u[5:7]) - 1 for u in uniques] + [-1], dtype=np.int64)
     return lookup[codes]
 
 
@@ -108,23 +110,23 @@ def last_started_month(as_of: pd.Timestamp) -> int:
     return month if as_of > as_of.normalize().replace(day=1) else month - 1
 
 
-def known_mask(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+def known_mask(table: Table, frame: pd.DataFrame | Columns, as_of: pd.Timestamp) -> np.ndarray:
     """Rows of ``frame`` (contract form or encoded) known before ``as_of`` and dated before it."""
     keep = np.ones(len(frame), dtype=bool)
     known = table.known or ("recorded_at" if "recorded_at" in frame else None)
     if known is not None and known in frame:
         nullable = table.column(known).nullable
-        recorded = frame[known].to_numpy("datetime64[ns]")
+        recorded = np.asarray(frame[known], dtype="datetime64[ns]")
         missing = np.isnat(recorded)
         keep &= np.where(missing, nullable, recorded < as_of.to_datetime64())
     event = table.event or _EVENT_FALLBACK.get(table.name)
     if event is not None and event in frame:
         values = frame[event]
         if table.column(event).dtype == "month":
-            months = values.to_numpy() if pd.api.types.is_integer_dtype(values) else month_index(values)
+            months = np.asarray(values) if pd.api.types.is_integer_dtype(values) else month_index(values)
             keep &= (months >= 0) & (months <= last_started_month(as_of))
         else:
-            dates = values.to_numpy("datetime64[ns]")
+            dates = np.asarray(values, dtype="datetime64[ns]")
             keep &= ~np.isnat(dates) & (dates < as_of.to_datetime64())
     return keep
 
@@ -143,26 +145,53 @@ def known_before(world: World, as_of: pd.Timestamp | str) -> World:
     return out
 
 
-def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """Rows of an all-numpy (encoded) frame where ``mask`` holds, with a fresh RangeIndex.
+class Columns:
+    """One encoded table: equal-length numpy columns, read-only, what builders read.
 
-    Column by column with numpy, which is several times faster than ``frame.loc[mask]`` on the millions
-    of income rows.
+    ``table["amount"]`` is a dict lookup returning the numpy array. Builders read a few hundred columns
+    per snapshot, and a DataFrame column lookup costs about 50 µs: noise on a million households, most
+    of the time of a one-household call. :meth:`frame` gives a DataFrame for the few pandas operations
+    (sorting, merging) a builder needs.
     """
-    if mask.all():
-        return frame
-    return numpy_frame({name: frame[name].to_numpy()[mask] for name in frame.columns})
+
+    __slots__ = ("_data", "_n", "__weakref__")
+
+    def __init__(self, data: dict[str, np.ndarray], n: int):
+        self._data = data
+        self._n = n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._data[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names."""
+        return list(self._data)
+
+    def take(self, rows: np.ndarray) -> Columns:
+        """The rows selected by a boolean mask or integer positions, in that order."""
+        rows = np.asarray(rows)
+        n = int(rows.sum()) if rows.dtype == bool else len(rows)
+        return Columns({name: values[rows] for name, values in self._data.items()}, n)
+
+    def with_column(self, name: str, values: np.ndarray) -> Columns:
+        """The table with one more (or a replaced) column."""
+        return Columns({**self._data, name: values}, self._n)
+
+    def frame(self) -> pd.DataFrame:
+        """The table as a DataFrame (numpy-backed columns, RangeIndex)."""
+        return pd.DataFrame(self._data, index=pd.RangeIndex(self._n), copy=False)
 
 
-def numpy_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """A frame over numpy columns, labelled by a plain object index.
-
-    Builders read a few hundred columns per snapshot; with pandas' default (Arrow-backed) string labels
-    each lookup costs half again as much, which a one-household call notices.
-    """
-    frame = pd.DataFrame(columns, copy=False)
-    frame.columns = pd.Index(list(columns), dtype=object)
-    return frame
+def select_rows(frame: Columns, mask: np.ndarray) -> Columns:
+    """Rows of an encoded table where ``mask`` holds (the table itself when every row does)."""
+    return frame if mask.all() else frame.take(mask)
 
 
 @dataclass(frozen=True)
@@ -172,7 +201,8 @@ class EncodedWorld:
     Attributes:
         ids: household ids in households-table order (``household_id`` index); row ``i`` of every
             feature is household ``ids[i]``.
-        tables: table name -> encoded frame. ``_h`` is the household position in ``ids`` (rows of
+        tables: table name -> encoded table (:class:`Columns`). ``_h`` is the household position in
+            ``ids`` (rows of
             unknown households are dropped), ``_p`` a per-table person code (tables in ``PERSON_CODED``),
             month columns are month
             indexes, categorical text columns are codes into the contract's ``allowed`` tuple (-1 when
@@ -180,7 +210,7 @@ class EncodedWorld:
     """
 
     ids: pd.Index
-    tables: dict[str, pd.DataFrame]
+    tables: dict[str, Columns]
     policy: PolicyConfig | None = None
 
 
@@ -208,14 +238,14 @@ def encode_world(world: World, *, policy: PolicyConfig | None = None) -> Encoded
 # are the same frames every time, and an empty household table encodes the same whatever the
 # households. Both are kept, keyed by the frame's identity and checked against a weak reference so a
 # freed frame whose id is reused is never mistaken for it. Worlds are immutable once built.
-_REGION_TABLES: dict[tuple[str, int], tuple[weakref.ref[pd.DataFrame], int, pd.DataFrame]] = {}
+_REGION_TABLES: dict[tuple[str, int], tuple[weakref.ref[pd.DataFrame], int, Columns]] = {}
 _REGION_TABLES_KEPT = 16
-_EMPTY_TABLES: dict[str, pd.DataFrame] = {}
-_REGIONAL: dict[tuple[Any, ...], tuple[tuple[weakref.ref[pd.DataFrame], ...], Any]] = {}
+_EMPTY_TABLES: dict[str, Columns] = {}
+_REGIONAL: dict[tuple[Any, ...], tuple[tuple[weakref.ref[Columns], ...], Any]] = {}
 _REGIONAL_KEPT = 64
 
 
-def _encode_cached(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame:
+def _encode_cached(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> Columns:
     if frame is None or not len(frame):
         if table.name not in _EMPTY_TABLES:
             _EMPTY_TABLES[table.name] = _encode_table(table, None, ids)
@@ -233,7 +263,7 @@ def _encode_cached(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> p
     return encoded
 
 
-def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame:
+def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> Columns:
     columns: dict[str, Any] = {}
     if frame is None:
         frame = pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.columns})
@@ -265,15 +295,15 @@ def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> pd
                     np.float64, na_value=np.nan)
             else:
                 columns[column.name] = values.to_numpy()
-    encoded = numpy_frame(columns) if columns else pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    return select_rows(encoded, keep)
+    return select_rows(Columns(columns, len(frame)), keep)
 
 
 class Snapshot:
     """The world as known before ``as_of``: what every builder receives.
 
-    Builders read tables with :meth:`table` (already cut), compute per-household values aligned to
-    ``ids`` (use :meth:`per_household`), and share intermediate results through :meth:`cached`.
+    Builders read tables with :meth:`table` (already cut; numpy columns), compute per-household values
+    aligned to ``ids`` (use :meth:`per_household`), and share intermediate results through :meth:`cached`
+    (per snapshot) and :meth:`regional` (region-level, per as-of date).
     """
 
     def __init__(self, encoded: EncodedWorld, as_of: pd.Timestamp):
@@ -288,10 +318,10 @@ class Snapshot:
         """Index of the month containing T; complete months are those ``< self.month``."""
         self.policy = encoded.policy
         self._encoded = encoded
-        self._tables: dict[str, pd.DataFrame] = {}
+        self._tables: dict[str, Columns] = {}
         self._cache: dict[str, Any] = {}
 
-    def table(self, name: str) -> pd.DataFrame:
+    def table(self, name: str) -> Columns:
         """Encoded table ``name`` with only the records known before T (cut once, then reused)."""
         if name not in self._tables:
             frame = self._encoded.tables[name]
@@ -333,7 +363,8 @@ class Snapshot:
 
     def months_ago(self, months: int) -> np.datetime64:
         """The date ``months`` calendar months before T (window starts: ``date >= T - k months``)."""
-        return (self.as_of - pd.DateOffset(months=months)).to_datetime64()
+        return self.cached(f"months_ago_{months}",
+                           lambda: (self.as_of - pd.DateOffset(months=months)).to_datetime64())
 
     def months_before(self, dates: np.ndarray) -> np.ndarray:
         """Months (fractional, 30.44 days) between each date and T."""
