@@ -244,7 +244,9 @@ def batch(world: dict[str, pd.DataFrame], model: Any, *, rows: int, explain_rows
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--households", type=int, default=3000, help="World size (model training data).")
+    parser.add_argument("--households", type=int, default=20_000,
+                        help="World size: the model is trained on it (the demo's size by default, so the "
+                             "batch figure is for a model of the demo's depth).")
     parser.add_argument("--requests", type=int, default=300, help="Timed requests per server.")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
@@ -266,7 +268,7 @@ def main() -> None:
     from models.train import train
 
     disable_telemetry()
-    console = Console()
+    console = Console(width=150)
     work = Path(tempfile.mkdtemp(prefix="doudi-bench-serving-"))
     uri = f"sqlite:///{work / 'mlflow.db'}"
     t = time.perf_counter()
