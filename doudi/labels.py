@@ -17,10 +17,11 @@ that is all the service knows when it scores:
 
 * the household is in the database at T (``registered_at`` missing or before T);
 * it is *not below the monitoring line at T*: its trailing 12-month per-capita net income over the
-  12 months ending two months before T's month (income of a month is reported during the next one,
-  so that is the latest month normally complete by T), from the income and claims known before T,
-  members known and born before T, is at least the latest monitoring line published before T for a
-  month up to T's month. Households for which no line or no member is known are left out;
+  12 months ending at the latest income month complete at T (month(T) - 1 - the contract's
+  ``complete_after_months`` for income, i.e. three months before T's month: a month's income keeps
+  arriving for two months after it, as the income features also assume), from the income and claims
+  known before T, members known and born before T, is at least the latest monitoring line published
+  before T for a month up to T's month. Households for which no line or no member is known are left out;
 * it is *not on dibao or 特困 at T*: no known record of those programmes with ``start_date < T`` and
   ``end_date`` missing or on/after T.
 
@@ -55,6 +56,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from doudi.contract import TABLES
 from doudi.io import World
 
 REASONS = ("income_below_line", "dibao", "tekun", "temporary_assistance")
@@ -62,7 +64,8 @@ REASONS = ("income_below_line", "dibao", "tekun", "temporary_assistance")
 
 _MAIN_PROGRAMMES = ("dibao", "tekun")
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-_REPORTING_LAG_MONTHS = 2  # the cohort judges the 12 months ending two months before T's month
+# The cohort judges the 12 months ending at the latest income month complete at T (as the features do).
+_COMPLETE_AFTER_MONTHS = TABLES["income"].complete_after_months or 0
 
 
 def _arrow(values: pd.Series) -> pa.Array:
@@ -292,7 +295,7 @@ def cohort_frame(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
     as_of = pd.Timestamp(as_of)
     frame = _Frame(world)
     first_data, _ = _data_months(world, frame)
-    end = _timestamp_month(as_of) - _REPORTING_LAG_MONTHS
+    end = _timestamp_month(as_of) - 1 - _COMPLETE_AFTER_MONTHS
     first = end - 11
     net = _income_matrix(world, frame, first, 12, known_before=as_of)
     income = _trailing(net, first_data, first, end)[:, 0]

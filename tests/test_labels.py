@@ -2,8 +2,9 @@
 
 Every household has one member unless said otherwise, so per-capita income is household income. The
 monitoring line is 8,000 yuan/person/year in every month (factories default). T = 2024-03-01: the
-cohort judges the 12 months 2023-02 .. 2024-01 (ending two months before March) from records known
-before T; the label window is 2024-03 .. 2024-08 (dates 2024-03-01 <= d < 2024-09-01).
+cohort judges the 12 months 2023-01 .. 2023-12 (ending at 2023-12, the latest income month complete at
+T) from records known before T; the label window is 2024-03 .. 2024-08 (dates 2024-03-01 <= d <
+2024-09-01).
 """
 
 from __future__ import annotations
@@ -87,6 +88,20 @@ def test_cohort_uses_only_what_is_known_before_t(world: dict[str, pd.DataFrame])
     assert frame.loc["K", "income_pc_12m_net"] == pytest.approx(8400)
     # D's dibao began before T but was recorded after it: not known, so D stays in the cohort.
     assert frame.loc["D", "in_cohort"]
+
+
+def test_cohort_judges_only_complete_income_months() -> None:
+    # 700 a month = 8,400 a year >= 8,000. At T, January's income (two months back) is partly recorded:
+    # counting it as a known month would make the year 7,700 and drop the household from the cohort.
+    income = monthly("M", 700, before("2024-01"))
+    income += [{"household_id": "M", "month": "2024-01", "amount": 700.0, "recorded_at": "2024-03-10"},
+               {"household_id": "M", "month": "2024-02", "amount": 700.0, "recorded_at": "2024-03-10"}]
+    world = make_world(households=[{"household_id": "M", "registered_at": "2020-01-01"}],
+                       members=[{"household_id": "M", "person_id": "M-1"}], income=income,
+                       standards=standard_rows(months=MONTHS))
+    frame = cohort_frame(world, T)
+    assert frame.loc["M", "income_pc_12m_net"] == pytest.approx(8400)
+    assert list(cohort(world, T)) == ["M"]
 
 
 def test_labels_by_hand(world: dict[str, pd.DataFrame]) -> None:
