@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -172,14 +173,22 @@ def feature_names() -> list[str]:
 
 
 def registry_version() -> str:
-    """Short sha256 over every spec and its builder's source: changes whenever a feature changes."""
+    """Short sha256 over every spec, the source of the modules defining builders and the helpers they
+    call (``features/*.py``), and the contract's tables (lags, codes): changes whenever a feature may."""
+    from doudi.contract import TABLES
+
     digest = hashlib.sha256()
     for spec in REGISTRY.values():
         digest.update(json.dumps(spec.metadata(), sort_keys=True, ensure_ascii=False).encode())
-        try:
-            digest.update(inspect.getsource(spec.builder).encode())  # type: ignore[arg-type]
-        except (OSError, TypeError):
-            digest.update(f"{spec.builder!r}".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    for spec in REGISTRY.values():  # builders declared outside the package
+        if spec.builder is not None and not spec.builder.__module__.startswith("features"):
+            try:
+                digest.update(inspect.getsource(spec.builder).encode())
+            except (OSError, TypeError):
+                digest.update(f"{spec.builder!r}".encode())
+    digest.update(repr(sorted(TABLES.items())).encode())
     return digest.hexdigest()[:12]
 
 
