@@ -33,9 +33,17 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
         return score_frame(self.model, model_input)
 
 
-def score_frame(model: RiskModel, features: pd.DataFrame) -> pd.DataFrame:
-    """The pyfunc output for a feature frame, computed natively (same numbers as the registered model)."""
-    margin = model.raw_score(features)
+def score_frame(
+    model: RiskModel, features: pd.DataFrame, *, matrix: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The pyfunc output for a feature frame, computed natively (same numbers as the registered model).
+
+    Args:
+        model: the risk model.
+        features: the rows to score (the model's features; other columns are ignored).
+        matrix: ``model.matrix(features)`` when already built (shared with the explanation).
+    """
+    margin = model.raw_score(features, matrix=matrix)
     risk = model.probability_from_margin(margin)
     return pd.DataFrame({"risk": risk, "raw_score": margin, "tier": model.tier(risk).astype(str)},
                         index=features.index)

@@ -24,7 +24,7 @@ OTHER_GROUP = "other"
 class Explainable(Protocol):
     features: list[str]
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame: ...
+    def contributions(self, X: pd.DataFrame, *, matrix: np.ndarray | None = None) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,31 @@ class Explanations:
 
     def contribution_records(self, *, with_features: bool = True) -> list[dict[str, Any]]:
         """Per row, the JSON stored with an alert: base value, raw score, group and feature contributions."""
-        groups = self.groups.round(6).to_dict("records")
-        features = self.contributions.round(6).to_dict("records") if with_features else [None] * len(groups)
+        groups = _records(self.groups)
+        features = _records(self.contributions) if with_features else [None] * len(groups)
         return [
             {"base_value": float(b), "raw_score": float(r), "groups": g, **({"features": f} if f else {})}
             for b, r, g, f in zip(self.base_value, self.raw_score, groups, features, strict=True)
         ]
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, float]]:
+    """Rows as {column: value rounded to 6 decimals} (``frame.round(6).to_dict("records")`` without pandas'
+    per-row overhead)."""
+    names = [str(c) for c in frame.columns]
+    values = np.round(frame.to_numpy(dtype=np.float64), 6).tolist()
+    return [dict(zip(names, row, strict=True)) for row in values]
+
+
 def feature_groups(names: list[str]) -> pd.Series:
     """The registry group of each feature (``other`` for a feature the registry does not know)."""
+    return pd.Series(_groups_of(names), index=names)
+
+
+def _groups_of(names: list[str]) -> list[str]:
     from features import REGISTRY
 
-    return pd.Series([REGISTRY[n].group if n in REGISTRY else OTHER_GROUP for n in names], index=names)
+    return [REGISTRY[n].group if n in REGISTRY else OTHER_GROUP for n in names]
 
 
 def _value(value: Any) -> Any:
@@ -74,58 +86,65 @@ def _value(value: Any) -> Any:
     return str(value) if not isinstance(value, int | float | bool) else value
 
 
-def explain(model: Explainable, X: pd.DataFrame, *, top: int = MAX_REASONS) -> Explanations:
+def explain(
+    model: Explainable, X: pd.DataFrame, *, top: int = MAX_REASONS, matrix: np.ndarray | None = None
+) -> Explanations:
     """Explain the rows of ``X`` (the model's input features; other columns are ignored).
 
     Args:
         model: a fitted ``models.risk_model.RiskModel`` (anything with ``features`` and ``contributions``).
         X: feature frame indexed by household_id.
         top: maximum number of reasons per row.
+        matrix: ``model.matrix(X)`` when already built (shared with the scoring).
     """
     from features import reason_text
 
-    if len(X):
-        contrib = model.contributions(X)
-    else:  # LightGBM cannot predict zero rows
-        contrib = pd.DataFrame(np.zeros((0, len(model.features) + 1)), index=X.index,
-                               columns=[*model.features, "base_value"])
-    base = contrib.pop("base_value")
-    names = list(contrib.columns)
-    groups_of = feature_groups(names)
-    order = list(dict.fromkeys(groups_of))
-    values = contrib.to_numpy(dtype=np.float64)
+    names = list(model.features)
     n = len(X)
+    if n:
+        contrib = model.contributions(X, matrix=matrix)
+        table, columns = contrib.to_numpy(dtype=np.float64), contrib.columns[:-1]
+    else:  # LightGBM cannot predict zero rows
+        table, columns = np.zeros((0, len(names) + 1)), pd.Index(names)
+    values, base = table[:, :-1], table[:, -1]
+    group_of = np.asarray(_groups_of(names), dtype=object)
+    order = list(dict.fromkeys(group_of))
     group_sums = np.zeros((n, len(order)))
     best_feature = np.zeros((n, len(order)), dtype=np.int64)
     for g, group in enumerate(order):
         # One pass per group (a handful), never per row: the group's total and its strongest feature.
-        cols = np.flatnonzero(groups_of.to_numpy() == group)
+        cols = np.flatnonzero(group_of == group)
         block = values[:, cols]
         group_sums[:, g] = block.sum(axis=1)
         best_feature[:, g] = cols[np.argmax(block, axis=1)] if n else 0
     ranked = np.argsort(-group_sums, axis=1, kind="stable")[:, :top]
     taken = np.take_along_axis(group_sums, ranked, axis=1)
-    feature_values = X[names]
+    # Feature values are read cell by cell for the reasons only (at most `top` per row): selecting the
+    # model's columns out of X costs more than explaining one row.
+    position = np.arange(len(names)) if list(X.columns) == names else X.columns.get_indexer(names)
+    if n and (position < 0).any():
+        absent = [name for name, at in zip(names, position, strict=True) if at < 0]
+        raise KeyError(f"explain: input lacks feature column(s): {', '.join(absent)}")
     reasons: list[list[dict[str, Any]]] = []
     for i in range(n):  # formatting only: at most `top` sentences per explained (alerted) row
         row: list[dict[str, Any]] = []
-        for g, total in zip(ranked[i], taken[i], strict=True):
+        for g, total in zip(ranked[i].tolist(), taken[i].tolist(), strict=True):
             if total <= 0:
                 break
             j = int(best_feature[i, g])
             name = names[j]
-            value = _value(feature_values.iat[i, j])
+            value = _value(X.iat[i, position[j]])
             row.append({
-                "group": order[g], "feature": name, "value": value, "contribution": round(float(total), 6),
+                "group": order[g], "feature": name, "value": value, "contribution": round(total, 6),
                 "feature_contribution": round(float(values[i, j]), 6),
                 "zh": reason_text(name, value, "zh"), "en": reason_text(name, value, "en"),
             })
         reasons.append(row)
     index = X.index
     return Explanations(
-        base_value=pd.Series(base.to_numpy(), index=index, name="base_value"),
-        raw_score=pd.Series(base.to_numpy() + values.sum(axis=1), index=index, name="raw_score"),
-        contributions=contrib,
+        base_value=pd.Series(base, index=index, name="base_value"),
+        raw_score=pd.Series(base + values.sum(axis=1), index=index, name="raw_score"),
+        contributions=pd.DataFrame(values, index=index, columns=columns),
         groups=pd.DataFrame(group_sums, index=index, columns=order),
         reasons=pd.Series(reasons, index=index, dtype=object, name="reasons"),
     )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from doudi.io import World
 from serving.auth import Scope
 from serving.orm import HouseholdProfile, utcnow
+from serving.store import parameter_rows
 
 MINOR_AGE = 18
 AGE_BANDS = (18, 30, 45, 60, 70, 80)
@@ -68,7 +69,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndar
     """``values`` at the positions of ``wanted`` in ``keys`` (None where absent)."""
     if not len(keys):
         return np.full(len(wanted), None, dtype=object)
-    at = pd.Index(keys, dtype=object).get_indexer(wanted)
+    at = pd.Index(keys, dtype=object).get_indexer(pd.Index(wanted, dtype=object))  # no dtype inference
     return np.where(at >= 0, values[np.clip(at, 0, None)], None)
 
 
@@ -103,7 +104,7 @@ def household_profiles(
         )
 
     members = world["members"]
-    owner = ids.get_indexer(members["household_id"].to_numpy(dtype=object))
+    owner = ids.get_indexer(pd.Index(members["household_id"].to_numpy(dtype=object), dtype=object))
     keep = owner >= 0
     if "recorded_at" in members:
         recorded = members["recorded_at"].to_numpy(dtype="datetime64[ns]")
@@ -173,23 +174,16 @@ def save_profiles(session: Session, profiles: pd.DataFrame, as_of: pd.Timestamp)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         session.execute(sa.delete(HouseholdProfile).where(HouseholdProfile.household_id.in_(chunk)))
-    now = utcnow()
-    rows = (
-        pd.DataFrame(
-            {
-                "household_id": ids,
-                "village_code": profiles["village_code"].astype(str).to_numpy(),
-                "village_name": profiles["village_name"].to_numpy(),
-                "as_of": pd.Timestamp(as_of).date(),
-                "summary": profiles["summary"].to_numpy(),
-                "identities": profiles["identities"].to_numpy(),
-                "updated_at": now,
-            }
-        )
-        .astype(object)
-        .to_dict("records")
-    )
-    session.execute(sa.insert(HouseholdProfile), rows)
+    rows = parameter_rows({
+        "household_id": ids,
+        "village_code": profiles["village_code"].astype(str).tolist(),
+        "village_name": profiles["village_name"].tolist(),
+        "as_of": pd.Timestamp(as_of).date(),
+        "summary": profiles["summary"].tolist(),
+        "identities": profiles["identities"].tolist(),
+        "updated_at": utcnow(),
+    }, len(ids))
+    session.execute(sa.insert(HouseholdProfile.metadata.tables[HouseholdProfile.__tablename__]), rows)
 
 
 def get_profile(session: Session, scope: Scope, household_id: str) -> HouseholdProfile | None:

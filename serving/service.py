@@ -224,7 +224,9 @@ def score_world(
     frame = feature_registry.build_features(
         encoded, as_of, households=ids, progress=lambda _d, _t, name: step(f"feature {name}"))
     risk_model = model.model
-    scored = score_frame(risk_model, frame[risk_model.features])
+    inputs = frame[risk_model.features]
+    matrix = risk_model.matrix(inputs)  # built once: the explanation reads the same rows
+    scored = score_frame(risk_model, inputs, matrix=matrix)
     step("score")
     fired = evaluate_triggers(frame, policy)
     step("triggers")
@@ -258,7 +260,8 @@ def score_world(
         scores[column] = pd.Series([None] * len(scores), index=scores.index, dtype=object)
     if len(shown):
         shown_frame = frame.loc[shown]
-        explained = explain(risk_model, shown_frame[risk_model.features])
+        at = inputs.index.get_indexer(shown)
+        explained = explain(risk_model, inputs.iloc[at], matrix=matrix[at])
         scores.loc[shown, "base_value"] = explained.base_value.to_numpy()
         scores.loc[shown, "reasons"] = explained.reasons.to_numpy()
         scores.loc[shown, "contributions"] = pd.Series(explained.contribution_records(), index=shown,
