@@ -16,6 +16,7 @@ class PolicyRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     edge_multiplier: float
+    income_drop_trigger_share: float
     tekun_multiplier: float
     tekun_minor_age: int
     rigid_spending_share: float

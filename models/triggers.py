@@ -15,9 +15,13 @@ above zero (counts): ``x / (1 + x)``; an equality: 1.
 
 What each trigger asks (thresholds in ``doudi/policy.yaml``):
 
-* ``below_edge_line`` fires for a household *newly* below the edge line: not already an edge family
-  (for an edge family, being below the line is its definition, not news). Households on dibao or 特困
-  are already outside the cohort (``doudi.labels.cohort``), so the gate does not repeat that.
+* ``below_edge_line`` fires for a household that *fell* below the edge line: its income of the last 3
+  months is under the line and at least ``income_drop_trigger_share`` below its average of the 12
+  months before, and it is not already an edge family (for an edge family, being below the line is its
+  definition, not news). Households on dibao or 特困 are already outside the cohort
+  (``doudi.labels.cohort``), so the gate does not repeat that. A household long below the line without
+  the status is a matter for enrolment: the model ranks it, and its recommendations name edge-family
+  assistance.
 * ``medical_burden`` is the published medical-bill rule: out-of-pocket spending over 12 months above
   ``medical_trigger_share`` of last year's local per-capita disposable income for lifted-out
   households, above ``medical_trigger_share_other`` for every other household.
@@ -126,10 +130,13 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         name="below_edge_line",
         conditions=(Condition("income_to_edge_line", "<", 1.0),),
-        requires=(Condition("edge_family", "==", 0.0),),
-        zh="家庭人均月收入低于低保边缘标准（低保标准的{edge_multiplier:g}倍），且目前不是低保边缘家庭",
-        en="Per-capita monthly income is below the edge line ({edge_multiplier:g} x the dibao standard) "
-           "and the household is not already an edge family",
+        requires=(Condition("edge_family", "==", 0.0),
+                  Condition("income_drop_3m_vs_12m", ">=", "income_drop_trigger_share")),
+        zh="近3个月家庭人均月收入跌破低保边缘标准（低保标准的{edge_multiplier:g}倍），比前12个月平均下降"
+           "{income_drop_trigger_share:.0%}以上，且目前不是低保边缘家庭",
+        en="Per-capita monthly income of the last 3 months fell below the edge line ({edge_multiplier:g} x "
+           "the dibao standard), at least {income_drop_trigger_share:.0%} below the 12 months before, and "
+           "the household is not already an edge family",
         source="低保边缘家庭认定 (policy.edge_multiplier x standards.dibao_standard)",
     ),
     Trigger(

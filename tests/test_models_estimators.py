@@ -26,7 +26,8 @@ PARAMS = {"objective": "binary", "verbosity": -1, "num_threads": 1, "learning_ra
 
 def _row(**values: float) -> dict:
     base = {"income_to_monitoring_line": 2.0, "income_to_edge_line": 2.0, "edge_family": 0.0,
-            "medical_oop_to_local_income": 0.0, "lifted_out": 0.0, "disaster_loss_12m": 0.0,
+            "income_drop_3m_vs_12m": 0.0, "medical_oop_to_local_income": 0.0, "lifted_out": 0.0,
+            "disaster_loss_12m": 0.0,
             "disaster_loss_to_income": 0.0, "uninsured_job_loss_6m": 0.0, "cpi_yoy": 2.0, "food_cpi_yoy": 2.0,
             "county_code": "530102"}
     base.update(values)
@@ -39,7 +40,7 @@ def test_each_trigger_fires_exactly_at_its_threshold():
         _row(),
         _row(income_to_monitoring_line=0.75),
         _row(income_to_monitoring_line=1.0),  # on the line: not below
-        _row(income_to_edge_line=0.5),
+        _row(income_to_edge_line=0.5, income_drop_3m_vs_12m=0.3),  # fell by the share, under the line
         _row(medical_oop_to_local_income=1.0),  # equal to the share (not lifted out): not over
         _row(medical_oop_to_local_income=2.0),
         _row(disaster_loss_12m=5000.0, disaster_loss_to_income=0.5),  # >= trigger, >= share of income
@@ -65,7 +66,7 @@ def test_each_trigger_fires_exactly_at_its_threshold():
 
 def test_severity_is_the_mean_of_fired_triggers_and_stays_below_one():
     frame = pd.DataFrame([_row(income_to_monitoring_line=0.0, income_to_edge_line=0.0,
-                               uninsured_job_loss_6m=1.0)])
+                               income_drop_3m_vs_12m=1.0, uninsured_job_loss_6m=1.0)])
     fired = evaluate_triggers(frame)
     assert fired.loc[0, "n_fired"] == 3
     assert fired.loc[0, "severity"] < 1.0

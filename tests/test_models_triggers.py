@@ -19,6 +19,7 @@ BY_NAME = {t.name: t for t in TRIGGERS}
 def _row(**values: float | str) -> dict:
     """A household for which no trigger fires; keyword arguments change single features."""
     base = {"income_to_monitoring_line": 2.0, "income_to_edge_line": 2.0, "edge_family": 0.0,
+            "income_drop_3m_vs_12m": 0.0,
             "medical_oop_to_local_income": 0.0, "lifted_out": 0.0, "disaster_loss_12m": 0.0,
             "disaster_loss_to_income": 0.0, "uninsured_job_loss_6m": 0.0, "cpi_yoy": 2.0,
             "food_cpi_yoy": 2.0, "county_code": "530102"}
@@ -36,10 +37,23 @@ def _with_override(county: str, **fields: float) -> PolicyConfig:
 
 
 def test_below_edge_line_fires_only_for_households_not_already_edge_families():
-    fired = _fired([_row(income_to_edge_line=0.6, edge_family=1.0), _row(income_to_edge_line=0.6)])
+    fired = _fired([_row(income_to_edge_line=0.6, edge_family=1.0, income_drop_3m_vs_12m=0.5),
+                    _row(income_to_edge_line=0.6, income_drop_3m_vs_12m=0.5)])
     assert fired["below_edge_line"].tolist() == [False, True]
     assert fired["n_fired"].tolist() == [0, 1]
     assert fired["severity"].tolist() == pytest.approx([0.0, 0.4])  # the gate never changes the level
+
+
+def test_below_edge_line_needs_a_sharp_fall_not_a_long_low_income():
+    share = load_policy().defaults.income_drop_trigger_share
+    fired = _fired([
+        _row(income_to_edge_line=0.6, income_drop_3m_vs_12m=0.0),  # low all year: enrolment, not news
+        _row(income_to_edge_line=0.6, income_drop_3m_vs_12m=share),  # fell by the share: fires
+        _row(income_to_edge_line=1.2, income_drop_3m_vs_12m=0.8),  # fell, but still above the line
+        _row(income_to_edge_line=0.6, income_drop_3m_vs_12m=np.nan),  # no base to fall from
+    ])
+    assert fired["below_edge_line"].tolist() == [False, True, False, False]
+    assert f"{share:.0%}" in BY_NAME["below_edge_line"].text(load_policy().defaults, "zh")
 
 
 def test_disaster_loss_must_also_be_large_against_income():
@@ -66,7 +80,7 @@ def test_medical_burden_uses_the_lifted_out_threshold_for_lifted_out_households(
 
 
 @pytest.mark.parametrize(("row", "trigger"), [
-    (_row(income_to_edge_line=0.5, edge_family=np.nan), "below_edge_line"),
+    (_row(income_to_edge_line=0.5, edge_family=np.nan, income_drop_3m_vs_12m=0.5), "below_edge_line"),
     (_row(disaster_loss_12m=9000.0, disaster_loss_to_income=np.nan), "disaster_loss"),
     (_row(medical_oop_to_local_income=3.0, lifted_out=np.nan), "medical_burden"),
 ])
@@ -121,13 +135,14 @@ def test_gate_features_are_required_and_declared_in_the_registry():
 
 
 def test_fired_triggers_show_every_figure_the_rule_read():
-    frame = pd.DataFrame([_row(income_to_edge_line=0.6, disaster_loss_12m=9000.0, disaster_loss_to_income=0.7,
-                               medical_oop_to_local_income=0.8, lifted_out=1.0)],
+    frame = pd.DataFrame([_row(income_to_edge_line=0.6, income_drop_3m_vs_12m=0.4, disaster_loss_12m=9000.0,
+                               disaster_loss_to_income=0.7, medical_oop_to_local_income=0.8, lifted_out=1.0)],
                          index=pd.Index(["h1"], name="household_id"))
     policy = load_policy()
     shown = {t["name"]: t for t in fired_triggers(frame, evaluate_triggers(frame, policy), policy).iat[0]}
     assert set(shown) == {"below_edge_line", "disaster_loss", "medical_burden"}
-    assert shown["below_edge_line"]["figures"] == {"income_to_edge_line": 0.6, "edge_family": 0.0}
+    assert shown["below_edge_line"]["figures"] == {"income_to_edge_line": 0.6, "edge_family": 0.0,
+                                                   "income_drop_3m_vs_12m": 0.4}
     assert shown["disaster_loss"]["figures"] == {"disaster_loss_12m": 9000.0, "disaster_loss_to_income": 0.7}
     assert shown["medical_burden"]["figures"] == {"medical_oop_to_local_income": 0.8, "lifted_out": 1.0}
     assert shown["disaster_loss"]["en"] == BY_NAME["disaster_loss"].text(policy.defaults, "en")
