@@ -10,7 +10,7 @@ from features.snapshot import Snapshot
 
 
 @feature(name="county_code", group="region", source=("households",), window_months=None, unit="code",
-         monotone=0, kind="categorical",
+         monotone=0, kind="categorical", reason=False,
          zh="所在县（市、区）行政区划代码为{value}",
          en="Lives in the county with division code {value}",
          label_zh="所在县（市、区）", label_en="County",
@@ -20,7 +20,7 @@ def county_code(snap: Snapshot) -> np.ndarray:
 
 
 @feature(name="urban_rural", group="region", source=("households",), window_months=None, unit="category",
-         monotone=0, kind="categorical",
+         monotone=0, kind="categorical", reason=False,
          zh="户籍类型：{value}",
          en="Registered as {value}",
          value_words=(("urban", "城镇户", "an urban household"), ("rural", "农村户", "a rural household")),

@@ -63,6 +63,9 @@ class FeatureSpec:
         alt_below: when set and the value is below it, ``zh_alt``/``en_alt`` are used instead, formatted
             with the absolute value (a negative drop is a rise; a 0 flag is "none").
         value_words: for categoricals, (value, zh words, en words) used in the sentence for that value.
+        reason: may be stated to a social worker as a reason for an alert. False for attributes that
+            describe where or who a household is (county, urban/rural registration) rather than its
+            situation: true to the model, but nothing to verify or act on, and not a ground to name.
         builder: the function that computes it.
     """
 
@@ -83,6 +86,7 @@ class FeatureSpec:
     zh_alt: str | None = None
     en_alt: str | None = None
     value_words: tuple[tuple[str, str, str], ...] = ()
+    reason: bool = True
     builder: Builder | None = field(default=None, compare=False, repr=False)
 
     def metadata(self) -> dict[str, object]:
@@ -117,6 +121,7 @@ def feature(
     zh_alt: str | None = None,
     en_alt: str | None = None,
     value_words: tuple[tuple[str, str, str], ...] = (),
+    reason: bool = True,
 ) -> Callable[[Builder], Builder]:
     """Declare a feature and register its builder (the decorated function, returned unchanged).
 
@@ -130,7 +135,7 @@ def feature(
             name=name, group=group, source=sources, window_months=window_months, unit=unit,
             monotone=monotone, kind=kind, zh=zh, en=en, label_zh=label_zh, label_en=label_en,
             description=description, fill=fill, alt_below=alt_below, zh_alt=zh_alt, en_alt=en_alt,
-            value_words=value_words, builder=builder,
+            value_words=value_words, reason=reason, builder=builder,
         )
         _check_spec(spec)
         REGISTRY[name] = spec
@@ -207,8 +212,10 @@ def reason_text(name: str, value: object, lang: str = "zh") -> str:
         raise ValueError(f"lang must be 'zh' or 'en', not {lang!r}")
     spec = REGISTRY[name]
     label = spec.label_zh if lang == "zh" else spec.label_en
-    if _is_missing(value):
-        return f"{label}：暂无记录" if lang == "zh" else f"{label}: no record"
+    if _is_missing(value):  # the model reads a gap as a signal: say so, and what to do about it
+        if lang == "zh":
+            return f"{label}：暂无记录，请入户核实"
+        return f"{label}: no record on file; check at the visit"
     template = spec.zh if lang == "zh" else spec.en
     if spec.kind == "categorical":
         words = {v: (zh, en) for v, zh, en in spec.value_words}.get(str(value))

@@ -4,7 +4,9 @@
 value; base value + contributions = raw score. Contributions are summed by the feature registry's
 groups (income, medical, disaster, ...); the reasons are the groups that push risk up the most (at most
 four), each stated through the group's strongest feature with its actual value, e.g.
-"近3个月人均收入较前12个月平均下降46%".
+"近3个月人均收入较前12个月平均下降46%". Only features declared ``reason=True`` in the registry are stated:
+a group pushed up only by where the household lives (county, urban/rural) gives no reason, since that is
+nothing to verify or act on; its contribution stays in ``groups`` and ``contributions``.
 
 Explaining costs about 100x scoring, so callers explain only the rows a person will see (the alerts).
 """
@@ -75,6 +77,13 @@ def _groups_of(names: list[str]) -> list[str]:
     return [REGISTRY[n].group if n in REGISTRY else OTHER_GROUP for n in names]
 
 
+def _statable(names: list[str]) -> np.ndarray:
+    """Whether each feature may be stated as a reason (``FeatureSpec.reason``; unknown features not)."""
+    from features import REGISTRY
+
+    return np.array([n in REGISTRY and REGISTRY[n].reason for n in names], dtype=bool)
+
+
 def _value(value: Any) -> Any:
     """A feature value as plain JSON (None when missing)."""
     if value is None or value is pd.NA:
@@ -108,16 +117,18 @@ def explain(
         table, columns = np.zeros((0, len(names) + 1)), pd.Index(names)
     values, base = table[:, :-1], table[:, -1]
     group_of = np.asarray(_groups_of(names), dtype=object)
+    statable = _statable(names)
     order = list(dict.fromkeys(group_of))
     group_sums = np.zeros((n, len(order)))
     best_feature = np.zeros((n, len(order)), dtype=np.int64)
     for g, group in enumerate(order):
-        # One pass per group (a handful), never per row: the group's total and its strongest feature.
+        # One pass per group (a handful), never per row: the group's total and its strongest feature
+        # that may be stated as a reason (never where a household lives or its registration).
         cols = np.flatnonzero(group_of == group)
         block = values[:, cols]
         group_sums[:, g] = block.sum(axis=1)
-        best_feature[:, g] = cols[np.argmax(block, axis=1)] if n else 0
-    ranked = np.argsort(-group_sums, axis=1, kind="stable")[:, :top]
+        best_feature[:, g] = cols[np.argmax(np.where(statable[cols], block, -np.inf), axis=1)] if n else 0
+    ranked = np.argsort(-group_sums, axis=1, kind="stable")
     taken = np.take_along_axis(group_sums, ranked, axis=1)
     # Feature values are read cell by cell for the reasons only (at most `top` per row): selecting the
     # model's columns out of X costs more than explaining one row.
@@ -129,9 +140,11 @@ def explain(
     for i in range(n):  # formatting only: at most `top` sentences per explained (alerted) row
         row: list[dict[str, Any]] = []
         for g, total in zip(ranked[i].tolist(), taken[i].tolist(), strict=True):
-            if total <= 0:
+            if total <= 0 or len(row) == top:
                 break
             j = int(best_feature[i, g])
+            if not statable[j] or values[i, j] <= 0:  # the group's push comes from nothing to state
+                continue
             name = names[j]
             value = _value(X.iat[i, position[j]])
             row.append({

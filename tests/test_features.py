@@ -405,9 +405,9 @@ def test_reason_text_states_values():
     assert reason_text("serious_illness", 0.0) == "近12个月没有家庭成员大病就医记录"
     assert reason_text("urban_rural", "rural") == "户籍类型：农村户"
     assert reason_text("county_code", "530102", lang="en") == "Lives in the county with division code 530102"
-    assert reason_text("income_pc_12m", np.nan) == "近12个月家庭人均收入：暂无记录"
+    assert reason_text("income_pc_12m", np.nan) == "近12个月家庭人均收入：暂无记录，请入户核实"
     assert reason_text("income_pc_12m", None, lang="en") == (
-        "Per-capita household income over 12 months: no record")
+        "Per-capita household income over 12 months: no record on file; check at the visit")
     with pytest.raises(ValueError):
         reason_text("income_pc_12m", 1.0, lang="fr")
     with pytest.raises(KeyError):

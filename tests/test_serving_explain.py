@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import test_serving_fixtures as fx
 
@@ -48,20 +49,53 @@ def test_groups_follow_the_registry(explained):
 def test_reasons_are_the_top_groups_pushing_risk_up_with_the_actual_value(explained):
     _, rows, result = explained
     assert any(result.reasons), "some rows must have reasons"
+    statable = [f for f in result.contributions.columns if features.REGISTRY[f].reason]
     for household, reasons in result.reasons.items():
         assert len(reasons) <= MAX_REASONS
         groups = result.groups.loc[household]
-        positive = groups[groups > 0].sort_values(ascending=False)
-        assert [r["group"] for r in reasons] == list(positive.index[:MAX_REASONS])
+        contributions = result.contributions.loc[household]
+        expected = []
+        for group in groups[groups > 0].sort_values(ascending=False).index:
+            in_group = [f for f in statable if features.REGISTRY[f].group == group]
+            if in_group and contributions[in_group].max() > 0:
+                expected.append((group, contributions[in_group].idxmax()))
+        assert [(r["group"], r["feature"]) for r in reasons] == expected[:MAX_REASONS]
         for reason in reasons:
             assert reason["contribution"] == pytest.approx(groups[reason["group"]], abs=1e-6)
-            assert features.REGISTRY[reason["feature"]].group == reason["group"]
-            in_group = [f for f in result.contributions.columns
-                        if features.REGISTRY[f].group == reason["group"]]
-            assert reason["feature"] == result.contributions.loc[household, in_group].idxmax()
             value = rows.loc[household, reason["feature"]]
             assert reason["zh"] == features.reason_text(reason["feature"], value, "zh")
             assert reason["en"] == features.reason_text(reason["feature"], value, "en")
+
+
+class _Fixed:
+    """A model whose contributions are given (log-odds per feature, then the base value)."""
+
+    def __init__(self, contributions: dict[str, float]):
+        self.features = list(contributions)
+        self._row = [*contributions.values(), -3.0]
+
+    def contributions(self, X, matrix=None):
+        return pd.DataFrame([self._row], index=X.index, columns=[*self.features, "base_value"])
+
+
+def test_where_a_household_lives_is_never_stated_as_a_reason():
+    model = _Fixed({"county_code": 1.5, "urban_rural": 0.4, "cpi_yoy": 0.2, "income_drop_3m_vs_12m": 0.8,
+                    "income_pc_12m": -0.1, "deposits_pc_to_dibao": 0.3, "disaster_loss_12m": -0.2})
+    row = pd.DataFrame({"county_code": ["530102"], "urban_rural": ["rural"], "cpi_yoy": [4.1],
+                        "income_drop_3m_vs_12m": [0.46], "income_pc_12m": [9000.0],
+                        "deposits_pc_to_dibao": [np.nan], "disaster_loss_12m": [0.0]},
+                       index=pd.Index(["h1"], name="household_id"))
+    result = explain(model, row)
+    reasons = result.reasons.iat[0]
+    # The region group pushes most (2.1), but only through its CPI figure can it be stated.
+    assert [(r["group"], r["feature"]) for r in reasons] == [
+        ("region", "cpi_yoy"), ("income", "income_drop_3m_vs_12m"), ("assets", "deposits_pc_to_dibao")]
+    assert "530102" not in "".join(r["zh"] + r["en"] for r in reasons)
+    assert result.groups.loc["h1", "region"] == pytest.approx(2.1)  # kept in the contributions
+    assert reasons[2]["zh"].endswith("暂无记录，请入户核实")  # a gap is said to be checked, not hidden
+    alone = _Fixed({"county_code": 1.5, "income_drop_3m_vs_12m": 0.8})
+    only = explain(alone, row[["county_code", "income_drop_3m_vs_12m"]]).reasons.iat[0]
+    assert [r["feature"] for r in only] == ["income_drop_3m_vs_12m"]
 
 
 def test_stored_contributions_are_plain_json(explained):
