@@ -192,7 +192,7 @@ def test_scope_is_a_404_for_every_path(db):
 
 
 def test_stale_version_is_a_conflict_and_nothing_is_written(db):
-    alert = case_in(db, "530102001")
+    alert = case_in(db, "530102001001")  # wang's village: he may take it
     act(db, "li", alert.id, "assign", assignee="sun")
     before = counts(db)
     with pytest.raises(Conflict, match="changed since you read it"):
@@ -204,7 +204,7 @@ def test_stale_version_is_a_conflict_and_nothing_is_written(db):
 
 def race(sessions) -> None:
     """Two people act on the same case at once with the same version: one wins, the other conflicts."""
-    alert = case_in(sessions, "530102001")
+    alert = case_in(sessions, "530102001001")  # wang's village: he may take it
     act(sessions, "li", alert.id, "assign", assignee="sun")
     with sessions() as session:
         version = session.get(Alert, alert.id).version
@@ -280,7 +280,7 @@ def test_concurrent_actions_on_postgres():
             for name, role, regions in cf.USERS:
                 add_user(session, name, role, region_codes=regions)
         race(sessions)
-        alert = case_in(sessions, "530102001")
+        alert = case_in(sessions, "530102001")  # the stale version conflicts first
         act(sessions, "li", alert.id, "assign", assignee="sun")
         with pytest.raises(Conflict):
             act(sessions, "li", alert.id, "transfer", assignee="wang", version=alert.version)
