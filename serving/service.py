@@ -21,6 +21,7 @@ Who is alerted: every cohort household with a tier (yellow and up) or a fired ra
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -104,7 +105,9 @@ def _plain(value: Any) -> Any:
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain JSON values (NaN and NA -> None)."""
-    return [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict("records")]
+    names = [str(name) for name in frame.columns]
+    rows = frame.to_numpy(dtype=object, na_value=None).tolist()  # one pass, not pandas' per-row boxing
+    return [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in rows]
 
 
 def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
@@ -113,20 +116,24 @@ def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyCo
     included: ``Trigger.features``)."""
     from models.triggers import TRIGGERS
 
-    rules_cache: dict[str, Any] = {}
-    counties = features["county_code"].astype("string").fillna("") if "county_code" in features else None
+    texts: dict[tuple[str, str], tuple[str, str]] = {}  # (trigger, county) -> (zh, en) with its rules
+    counties = (features["county_code"].astype("string").fillna("").tolist() if "county_code" in features
+                else [""] * len(features))
     out: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
     for trigger in TRIGGERS:
-        values = features[trigger.features()]
-        for i in np.flatnonzero(fired[trigger.name].to_numpy(bool)):  # formatting only, fired rows
-            region = str(counties.iat[i]) if counties is not None else ""
-            if region not in rules_cache:
-                rules_cache[region] = policy.for_region(region)
-            rules = rules_cache[region]
-            figures = {n: (None if pd.isna(v) else float(v)) for n, v in values.iloc[i].items()}
-            out[i].append({"name": trigger.name, "zh": trigger.text(rules, "zh"),
-                           "en": trigger.text(rules, "en"), "source": trigger.source,
-                           "ranks": trigger.ranks, "figures": figures})
+        rows = np.flatnonzero(fired[trigger.name].to_numpy(bool))
+        if not len(rows):
+            continue
+        columns = {name: features[name].to_numpy(np.float64, na_value=np.nan)[rows].tolist()
+                   for name in trigger.features()}
+        for k, i in enumerate(rows.tolist()):  # formatting only, fired rows
+            key = (trigger.name, counties[i])
+            if key not in texts:
+                rules = policy.for_region(counties[i])
+                texts[key] = (trigger.text(rules, "zh"), trigger.text(rules, "en"))
+            figures = {name: (None if math.isnan(v[k]) else v[k]) for name, v in columns.items()}
+            out[i].append({"name": trigger.name, "zh": texts[key][0], "en": texts[key][1],
+                           "source": trigger.source, "ranks": trigger.ranks, "figures": figures})
     return pd.Series(out, index=features.index, dtype=object)
 
 
