@@ -42,7 +42,8 @@ def lifted_out(snap: Snapshot) -> np.ndarray:
     return (~np.isnan(_lifted_year(snap))).astype(np.float64)
 
 
-@feature(name="months_since_lifted", group="assistance", source=("households",), window_months=None,
+@feature(name="months_since_lifted", missing_is_gap=False,
+         group="assistance", source=("households",), window_months=None,
          unit="months", monotone=-1,
          zh="脱贫已{value:.0f}个月",
          en="Lifted out of poverty {value:.0f} months ago",
@@ -74,7 +75,8 @@ def _ended(snap: Snapshot, programmes: list[int]) -> Columns:
     return select_rows(records, ~np.isnat(end) & (end < snap.as_of.to_datetime64()))
 
 
-@feature(name="months_since_exit", group="assistance", source=("assistance",), window_months=None,
+@feature(name="months_since_exit", missing_is_gap=False,
+         group="assistance", source=("assistance",), window_months=None,
          unit="months", monotone=-1,
          zh="{value:.0f}个月前退出低保、特困供养或低保边缘救助",
          en="Left dibao, extreme-poverty support or edge-family assistance {value:.0f} months ago",

@@ -99,7 +99,8 @@ def disaster_max_severity_12m(snap: Snapshot) -> np.ndarray:
     return _exposure(snap)["severity_12m"].to_numpy(np.float64)
 
 
-@feature(name="months_since_disaster", group="disaster", source=("disasters", "households"),
+@feature(name="months_since_disaster", missing_is_gap=False,
+         group="disaster", source=("disasters", "households"),
          window_months=None, unit="months", monotone=-1,
          zh="所在地上一次自然灾害发生在{value:.0f}个月前",
          en="The last natural disaster in the area began {value:.0f} months ago",

@@ -60,7 +60,8 @@ def uninsured_job_loss_6m(snap: Snapshot) -> np.ndarray:
     return snap.per_household(losses["_h"][~insured])
 
 
-@feature(name="months_since_job_loss", group="employment", source=("employment_events",),
+@feature(name="months_since_job_loss", missing_is_gap=False,
+         group="employment", source=("employment_events",),
          window_months=None, unit="months", monotone=-1,
          zh="家庭成员最近一次失业是在{value:.0f}个月前",
          en="A household member last lost a job {value:.0f} months ago",

@@ -31,7 +31,7 @@ def urban_rural(snap: Snapshot) -> np.ndarray:
     return urban_rural_labels(snap.table("households")["urban_rural"])
 
 
-@feature(name="dibao_standard", group="region", source=("standards",), window_months=None,
+@feature(name="dibao_standard", group="region", reason=False, source=("standards",), window_months=None,
          unit="yuan/person/month", monotone=0,
          zh="当地低保标准为每人每月{value:,.0f}元",
          en="The local dibao standard is {value:,.0f} yuan per person a month",
@@ -41,7 +41,8 @@ def dibao_standard(snap: Snapshot) -> np.ndarray:
     return standards(snap).dibao_standard
 
 
-@feature(name="cpi_yoy", group="region", source=("standards",), window_months=None, unit="percent",
+@feature(name="cpi_yoy", group="region", reason=False,
+         source=("standards",), window_months=None, unit="percent",
          monotone=+1,
          zh="当地居民消费价格同比上涨{value:.1f}%",
          en="Local consumer prices rose {value:.1f}% year on year",
@@ -54,7 +55,8 @@ def cpi_yoy(snap: Snapshot) -> np.ndarray:
     return standards(snap).cpi_yoy
 
 
-@feature(name="food_cpi_yoy", group="region", source=("standards",), window_months=None, unit="percent",
+@feature(name="food_cpi_yoy", group="region", reason=False,
+         source=("standards",), window_months=None, unit="percent",
          monotone=+1,
          zh="当地食品价格同比上涨{value:.1f}%",
          en="Local food prices rose {value:.1f}% year on year",

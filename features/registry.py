@@ -66,6 +66,9 @@ class FeatureSpec:
         reason: may be stated to a social worker as a reason for an alert. False for attributes that
             describe where or who a household is (county, urban/rural registration) rather than its
             situation: true to the model, but nothing to verify or act on, and not a ground to name.
+        missing_is_gap: a missing value means the record is missing (worth checking at the visit). False
+            when missing means "never happened" (months since a job loss that never occurred): such a
+            value is never stated as a reason.
         builder: the function that computes it.
     """
 
@@ -87,6 +90,7 @@ class FeatureSpec:
     en_alt: str | None = None
     value_words: tuple[tuple[str, str, str], ...] = ()
     reason: bool = True
+    missing_is_gap: bool = True
     builder: Builder | None = field(default=None, compare=False, repr=False)
 
     def metadata(self) -> dict[str, object]:
@@ -122,6 +126,7 @@ def feature(
     en_alt: str | None = None,
     value_words: tuple[tuple[str, str, str], ...] = (),
     reason: bool = True,
+    missing_is_gap: bool = True,
 ) -> Callable[[Builder], Builder]:
     """Declare a feature and register its builder (the decorated function, returned unchanged).
 
@@ -135,7 +140,7 @@ def feature(
             name=name, group=group, source=sources, window_months=window_months, unit=unit,
             monotone=monotone, kind=kind, zh=zh, en=en, label_zh=label_zh, label_en=label_en,
             description=description, fill=fill, alt_below=alt_below, zh_alt=zh_alt, en_alt=en_alt,
-            value_words=value_words, reason=reason, builder=builder,
+            value_words=value_words, reason=reason, missing_is_gap=missing_is_gap, builder=builder,
         )
         _check_spec(spec)
         REGISTRY[name] = spec

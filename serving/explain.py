@@ -77,11 +77,13 @@ def _groups_of(names: list[str]) -> list[str]:
     return [REGISTRY[n].group if n in REGISTRY else OTHER_GROUP for n in names]
 
 
-def _statable(names: list[str]) -> np.ndarray:
-    """Whether each feature may be stated as a reason (``FeatureSpec.reason``; unknown features not)."""
+def _statable(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature: may it be stated as a reason (``FeatureSpec.reason``; unknown features not), and is
+    its missing value a missing record (``FeatureSpec.missing_is_gap``)."""
     from features import REGISTRY
 
-    return np.array([n in REGISTRY and REGISTRY[n].reason for n in names], dtype=bool)
+    return (np.array([n in REGISTRY and REGISTRY[n].reason for n in names], dtype=bool),
+            np.array([n in REGISTRY and REGISTRY[n].missing_is_gap for n in names], dtype=bool))
 
 
 def _value(value: Any) -> Any:
@@ -117,7 +119,16 @@ def explain(
         table, columns = np.zeros((0, len(names) + 1)), pd.Index(names)
     values, base = table[:, :-1], table[:, -1]
     group_of = np.asarray(_groups_of(names), dtype=object)
-    statable = _statable(names)
+    statable, gap = _statable(names)
+    if n:
+        # A missing value is stated only where missing means a missing record ("check at the visit"),
+        # not where it means "never happened" (months since a job loss there never was).
+        matrix = model.matrix(X) if matrix is None and hasattr(model, "matrix") else matrix
+        missing = (np.isnan(np.asarray(matrix, dtype=np.float64)) if matrix is not None
+                   else X[names].isna().to_numpy())
+        can_state = statable[None, :] & (gap[None, :] | ~missing)
+    else:
+        can_state = np.zeros((0, len(names)), dtype=bool)
     order = list(dict.fromkeys(group_of))
     group_sums = np.zeros((n, len(order)))
     best_feature = np.zeros((n, len(order)), dtype=np.int64)
@@ -127,7 +138,7 @@ def explain(
         cols = np.flatnonzero(group_of == group)
         block = values[:, cols]
         group_sums[:, g] = block.sum(axis=1)
-        best_feature[:, g] = cols[np.argmax(np.where(statable[cols], block, -np.inf), axis=1)] if n else 0
+        best_feature[:, g] = cols[np.argmax(np.where(can_state[:, cols], block, -np.inf), axis=1)] if n else 0
     ranked = np.argsort(-group_sums, axis=1, kind="stable")
     taken = np.take_along_axis(group_sums, ranked, axis=1)
     # Feature values are read cell by cell for the reasons only (at most `top` per row): selecting the
@@ -143,7 +154,7 @@ def explain(
             if total <= 0 or len(row) == top:
                 break
             j = int(best_feature[i, g])
-            if not statable[j] or values[i, j] <= 0:  # the group's push comes from nothing to state
+            if not can_state[i, j] or values[i, j] <= 0:  # the group's push comes from nothing to state
                 continue
             name = names[j]
             value = _value(X.iat[i, position[j]])

@@ -56,7 +56,8 @@ def test_reasons_are_the_top_groups_pushing_risk_up_with_the_actual_value(explai
         contributions = result.contributions.loc[household]
         expected = []
         for group in groups[groups > 0].sort_values(ascending=False).index:
-            in_group = [f for f in statable if features.REGISTRY[f].group == group]
+            in_group = [f for f in statable if features.REGISTRY[f].group == group
+                        and (features.REGISTRY[f].missing_is_gap or not pd.isna(rows.loc[household, f]))]
             if in_group and contributions[in_group].max() > 0:
                 expected.append((group, contributions[in_group].idxmax()))
         assert [(r["group"], r["feature"]) for r in reasons] == expected[:MAX_REASONS]
@@ -87,12 +88,17 @@ def test_where_a_household_lives_is_never_stated_as_a_reason():
                        index=pd.Index(["h1"], name="household_id"))
     result = explain(model, row)
     reasons = result.reasons.iat[0]
-    # The region group pushes most (2.1), but only through its CPI figure can it be stated.
+    # The region group pushes most (2.1), but nothing about where a household lives is stated.
     assert [(r["group"], r["feature"]) for r in reasons] == [
-        ("region", "cpi_yoy"), ("income", "income_drop_3m_vs_12m"), ("assets", "deposits_pc_to_dibao")]
+        ("income", "income_drop_3m_vs_12m"), ("assets", "deposits_pc_to_dibao")]
     assert "530102" not in "".join(r["zh"] + r["en"] for r in reasons)
     assert result.groups.loc["h1", "region"] == pytest.approx(2.1)  # kept in the contributions
-    assert reasons[2]["zh"].endswith("暂无记录，请入户核实")  # a gap is said to be checked, not hidden
+    assert reasons[1]["zh"].endswith("暂无记录，请入户核实")  # a gap is said to be checked, not hidden
+    never = _Fixed({"months_since_job_loss": 0.9, "job_losses_12m": 0.2, "income_drop_3m_vs_12m": 0.1})
+    stated = explain(never, pd.DataFrame({"months_since_job_loss": [np.nan], "job_losses_12m": [0.0],
+                                          "income_drop_3m_vs_12m": [0.2]}, index=row.index)).reasons.iat[0]
+    # No job loss on record is not "a record to check": the employment group speaks through its count.
+    assert [r["feature"] for r in stated] == ["job_losses_12m", "income_drop_3m_vs_12m"]
     alone = _Fixed({"county_code": 1.5, "income_drop_3m_vs_12m": 0.8})
     only = explain(alone, row[["county_code", "income_drop_3m_vs_12m"]]).reasons.iat[0]
     assert [r["feature"] for r in only] == ["income_drop_3m_vs_12m"]
