@@ -207,14 +207,15 @@ def create_app(
                    if not caller.scope.contains(code)]
         if outside:
             raise NotFound(f"{len(outside)} household(s) are outside your regions")
+        def audit(session: Any, stored: Any) -> None:  # who had which households scored, in one row
+            store.audit(session, caller, "score", request_path="/v1/score",
+                        detail={"run_id": stored.run_id, "households": len(stored.scores),
+                                "alerts": int(stored.scores["alerted"].sum())})
+
         batch = score_world(request_world.world, pd.Timestamp(parsed.as_of), model, state.policy,
                             households=request_world.households, sessions=state.sessions, source="api",
-                            explain_all=True)
+                            explain_all=True, on_store=audit)
         scores = batch.scores
-        with transaction(state.sessions) as session:  # who had which households scored, in one row
-            store.audit(session, caller, "score", request_path="/v1/score",
-                        detail={"run_id": batch.run_id, "households": len(scores),
-                                "alerts": int(scores["alerted"].sum())})
         state.metrics.scored.labels("api").inc(len(scores))
         for tier, count in batch.alerts["tier"].value_counts().items():
             state.metrics.alerts.labels("api", str(tier)).inc(int(count))

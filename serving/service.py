@@ -40,6 +40,8 @@ from serving.errors import Conflict
 from serving.orm import utcnow
 
 Progress = Callable[[int, int, str], None]
+OnStore = Callable[[Session, "ScoredBatch"], None]
+"""``on_store(session, batch)``: more writes in the run's own transaction (``batch.run_id`` is set)."""
 """``progress(done, total, step)``: called after each feature and each stage."""
 STAGES = ("score", "triggers", "select alerts", "explain", "assistance", "store")
 TIER_LEVEL = store.TIER_LEVEL
@@ -187,6 +189,7 @@ def score_world(
     top_per_township: int | None = None,
     explain_all: bool = False,
     progress: Progress | None = None,
+    on_store: OnStore | None = None,
 ) -> ScoredBatch:
     """Score households at ``as_of`` with the pinned model, decide the alerts, explain them, store the run.
 
@@ -203,6 +206,8 @@ def score_world(
         top_per_township: cap on tier-only alerts per township.
         explain_all: explain and advise every scored household (the API), not only the alerted ones.
         progress: progress callback.
+        on_store: called in the transaction that stores the run (e.g. the API's audit row), so the run
+            and what is written with it land together, with one commit.
 
     Raises:
         Conflict: another run alerted one of these households at the same moment (retry).
@@ -291,13 +296,15 @@ def score_world(
         # kept them from being alerted again, stored in the run's transaction.
         seen = scores["alerted"].to_numpy(bool) | (scores["not_alerted_because"] == "open_case").to_numpy()
         profiles = household_profiles(world, as_of, scores.index[seen])
-        batch = _store(batch, sessions, started=started, top_per_township=top_per_township, profiles=profiles)
+        batch = _store(batch, sessions, started=started, top_per_township=top_per_township, profiles=profiles,
+                       on_store=on_store)
     step("store")
     return batch
 
 
 def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.datetime,
-           top_per_township: int | None, profiles: pd.DataFrame | None = None) -> ScoredBatch:
+           top_per_township: int | None, profiles: pd.DataFrame | None = None,
+           on_store: OnStore | None = None) -> ScoredBatch:
     scores = batch.scores
     reasons = scores["not_alerted_because"]
     run = store.RunRecord(
@@ -314,10 +321,13 @@ def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.d
                 from serving.profiles import save_profiles
 
                 save_profiles(session, profiles, batch.as_of)
+            stored = replace(batch, run_id=run_id, alert_ids=alert_ids)
+            if on_store is not None:
+                on_store(session, stored)
     except IntegrityError as error:
         raise Conflict("another scoring run alerted some of these households at the same moment: "
                        "retry") from error
-    return replace(batch, run_id=run_id, alert_ids=alert_ids)
+    return stored
 
 
 def alerts_table(batch: ScoredBatch) -> pd.DataFrame:
