@@ -63,6 +63,14 @@ def first_alert(sessions, prefix: str, status: str = "new") -> Alert:
         )
 
 
+def post_action(client, url: str, token: str, target: Alert, action: str, *, version: int | None = None,
+                **fields):
+    """Submit one case action from the household page's forms (the case's version unless given)."""
+    data = {"csrf_token": token, "action": action, "alert_id": target.id,
+            "expected_version": target.version if version is None else version, **fields}
+    return client.post(f"{url}/actions", data=data, follow_redirects=False)
+
+
 def audit(sessions, action: str) -> list[AuditLog]:
     with sessions() as session:
         return list(
@@ -239,46 +247,18 @@ def test_a_form_with_problems_keeps_what_was_typed(site):
     sign_in(client, "wang")
     url = f"/households/{target.household_id}"
     token = csrf(client, url)
-    claimed = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": token,
-            "action": "assign",
-            "alert_id": target.id,
-            "expected_version": target.version,
-            "assignee": "wang",
-        },
-        follow_redirects=False,
-    )
+    claimed = post_action(client, url, token, target, "assign", assignee="wang")
     assert claimed.status_code == 303
     findings = "户主三月起停工 <script>alert(1)</script>"
-    bad = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": token,
-            "action": "verify",
-            "alert_id": target.id,
-            "expected_version": target.version + 1,
-            "findings": findings,
-            "note": "第一次上门",
-        },
-    )
+    bad = post_action(client, url, token, target, "verify", version=target.version + 1, findings=findings,
+                      note="第一次上门")
     assert bad.status_code == 422
     form = bad.text.split('id="form-verify"')[1].split("</form>")[0]
     assert "此项必须填写。" in form
     assert "户主三月起停工 &lt;script&gt;" in form and "<script>alert(1)" not in bad.text  # kept, escaped
     assert "第一次上门" in form
-    forged = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": "forged",
-            "action": "verify",
-            "alert_id": target.id,
-            "expected_version": target.version + 1,
-            "outcome": "moved",
-            "findings": "已经搬走了",
-        },
-    )
+    forged = post_action(client, url, "forged", target, "verify", version=target.version + 1, outcome="moved",
+                         findings="已经搬走了")
     assert forged.status_code == 403 and "页面已过期" in forged.text
     with sessions() as session:
         assert session.get(Alert, target.id).status == "assigned"
@@ -295,46 +275,16 @@ def test_proposal_fields_are_checked_next_to_each_field(site):
         ("assign", {"assignee": "wang"}),
         ("verify", {"outcome": "confirmed_hardship", "findings": "确认困难属实"}),
     ):
-        response = client.post(
-            f"{url}/actions",
-            data={
-                "csrf_token": token,
-                "action": action,
-                "alert_id": target.id,
-                "expected_version": version,
-                **fields,
-            },
-            follow_redirects=False,
-        )
+        response = post_action(client, url, token, target, action, version=version, **fields)
         assert response.status_code == 303, response.text
         version += 1
-    bad = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": token,
-            "action": "propose",
-            "alert_id": target.id,
-            "expected_version": version,
-            "programme": "dibao",
-            "amount": "四百",
-            "start_date": "2025-13-01",
-        },
-    )
+    bad = post_action(client, url, token, target, "propose", version=version, programme="dibao",
+                      amount="四百", start_date="2025-13-01")
     assert bad.status_code == 422
     form = bad.text.split('id="form-propose"')[1].split("</form>")[0]
     assert "请输入数字" in form and "日期格式不正确" in form and 'value="四百"' in form
-    low = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": token,
-            "action": "propose",
-            "alert_id": target.id,
-            "expected_version": version,
-            "programme": "dibao",
-            "amount": "0",
-            "start_date": "2024-01-01",
-        },
-    )
+    low = post_action(client, url, token, target, "propose", version=version, programme="dibao", amount="0",
+                      start_date="2024-01-01")
     form = low.text.split('id="form-propose"')[1].split("</form>")[0]
     assert low.status_code == 422 and "金额应大于 0" in form and "开始日期应在" in form
 
@@ -345,29 +295,9 @@ def test_a_second_person_gets_a_conflict_and_nothing_is_overwritten(site):
     sign_in(client, "li")
     url = f"/households/{target.household_id}"
     token = csrf(client, url)
-    first = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": token,
-            "action": "assign",
-            "alert_id": target.id,
-            "expected_version": target.version,
-            "assignee": "wang",
-        },
-        follow_redirects=False,
-    )
+    first = post_action(client, url, token, target, "assign", assignee="wang")
     assert first.status_code == 303
-    second = client.post(
-        f"{url}/actions",
-        data={
-            "csrf_token": token,
-            "action": "assign",
-            "alert_id": target.id,
-            "expected_version": target.version,
-            "assignee": "sun",
-            "note": "我来负责",
-        },
-    )
+    second = post_action(client, url, token, target, "assign", assignee="sun", note="我来负责")
     assert second.status_code == 409
     assert "其他人更新过" in second.text
     unsaved = second.text.split('class="unsaved"')[1].split("</div>")[0]  # what was typed is shown again
