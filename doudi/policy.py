@@ -22,6 +22,7 @@ class PolicyRules(BaseModel):
     rigid_spending_share: float
     medical_trigger_share: float
     medical_trigger_share_other: float
+    medical_assistance_share: float
     employment_cost_deduction: float
     disaster_loss_trigger: float
     disaster_loss_income_share: float

@@ -27,7 +27,7 @@ Rules (thresholds from policy, lines from ``standards``; "income" is per-capita 
   * edge family: at or above the dibao standard, below edge_multiplier x standard, assets within limits.
   * temporary: assessed disaster loss >= disaster_loss_trigger (12 months), or an uninsured job loss
     (6 months).
-  * medical: out-of-pocket spending in 12 months with a serious illness, or over medical_trigger_share
+  * medical: out-of-pocket spending in 12 months with a serious illness, or over medical_assistance_share
     of household income.
   * education: a member in school in a low-income family (below the edge line or already assisted).
   * housing: the house was severely damaged or collapsed in a disaster in the last 12 months.
@@ -50,7 +50,7 @@ from doudi.io import World
 from doudi.policy import PolicyConfig, PolicyRules
 
 _POLICY_FIELDS = ("edge_multiplier", "tekun_multiplier", "tekun_minor_age", "employment_cost_deduction",
-                  "disaster_loss_trigger", "medical_trigger_share", "deposit_limit_months",
+                  "disaster_loss_trigger", "medical_assistance_share", "deposit_limit_months",
                   "edge_assistance_temporary_months")
 _FEATURES = ("serious_illness", "medical_oop_12m", "medical_oop_share_12m", "disaster_loss_12m",
              "uninsured_job_loss_6m")
@@ -396,7 +396,7 @@ def _derive(c: dict[str, Any]) -> dict[str, Any]:
     c["edge"] = ~below_std & below_edge & assets_ok & ~on_dibao & ~on_tekun & ~on_edge
     c["temporary"] = c["disaster_hit"] | c["jobless"]
     c["medical"] = (np.nan_to_num(np.asarray(c["medical_oop_12m"], dtype=np.float64)) > 0) & (
-        ill | (share > c["medical_trigger_share"]))
+        ill | (share > c["medical_assistance_share"]))
     c["education"] = (c["students"] > 0) & (below_edge | on_dibao | on_tekun | on_edge)
     c["housing"] = np.isin(np.asarray(c["housing_damage"], dtype=object), ("severe", "collapsed"))
     return c
@@ -525,7 +525,8 @@ def _medical(r: Any) -> dict[str, Any]:
         "figures": {"medical_oop_12m": _yuan(r.medical_oop_12m),
                     "medical_oop_share_12m": None if pd.isna(r.medical_oop_share_12m)
                     else round(float(r.medical_oop_share_12m), 4),
-                    "medical_trigger_share": r.medical_trigger_share, "serious_illness": bool(r.serious)},
+                    "medical_assistance_share": r.medical_assistance_share,
+                    "serious_illness": bool(r.serious)},
         "monthly_amount": None, "person_ids": [],
     }
 

@@ -65,8 +65,8 @@ ACTIVE_NAV = {
 }
 MIN_REASON = 4
 ASSISTANCE_PROGRAMME = {"single_person": "dibao"}
-SHARE_FIGURES = frozenset({"medical_trigger_share", "medical_trigger_share_other",
-                           "disaster_loss_income_share"})
+SHARE_FIGURES = frozenset({"medical_trigger_share", "medical_trigger_share_other", "medical_assistance_share",
+                           "disaster_loss_income_share", "income_drop_trigger_share"})
 """Policy figures that are shares (features say so by their unit: ``share`` or ``ratio``)."""
 RECURRING = ("dibao", "tekun", "edge")
 """Programmes paid monthly (their amount is per month); the others are one-off totals."""

@@ -134,6 +134,23 @@ def test_medical_assistance_for_a_serious_illness(advice):
     assert "single_person" not in _programmes(advice, "SICK")
 
 
+def test_medical_assistance_weighs_spending_against_the_households_own_income():
+    # 6,000 out of pocket (no serious illness) against 12 x 2,500 = 30,000 of income: 20 %.
+    world = make_world(households=[{"household_id": "A"}], members=[_member("A", "A1")],
+                       income=_wages("A", "A1", 2500),
+                       standards=standard_rows(month_range("2024-07", 13), dibao_standard=700.0),
+                       medical_claims=[{"household_id": "A", "person_id": "A1",
+                                        "discharge_date": "2025-03-10", "serious_illness": False,
+                                        "out_of_pocket": 6000.0}])
+    frame = features.build_features(world, T)
+    base = load_policy()
+    assert "medical" not in [r["programme"] for r in recommend_for(world, T, frame, base)["A"]]
+    lower = base.model_copy(update={"defaults": base.defaults.model_copy(
+        update={"medical_assistance_share": 0.15, "medical_trigger_share": 0.9})})
+    (rec,) = [r for r in recommend_for(world, T, frame, lower)["A"] if r["programme"] == "medical"]
+    assert rec["figures"]["medical_assistance_share"] == 0.15
+
+
 def test_nothing_the_household_already_receives_and_education_for_assisted_families(advice):
     assert _programmes(advice, "ONDIBAO") == ["education"]
 
