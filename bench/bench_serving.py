@@ -231,7 +231,7 @@ def batch(world: dict[str, pd.DataFrame], model: Any, *, rows: int, explain_rows
     t0 = time.perf_counter()
     explain(model, sample)
     t1 = time.perf_counter()
-    shap.TreeExplainer(model.booster_).shap_values(model._matrix(sample))
+    shap.TreeExplainer(model.booster_).shap_values(model.matrix(sample))
     t2 = time.perf_counter()
     return {
         "rows": float(rows), "trees": float(model.booster_.num_trees()), "alerted": float(len(alerted)),

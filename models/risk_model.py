@@ -180,9 +180,6 @@ class RiskModel:
         codes = {name: self._category_codes(X[name], categories.get(name, [])) for name in self.categorical}
         return X.assign(**codes).to_numpy(dtype=np.float64, na_value=np.nan)
 
-    # Kept for callers that predate the public name (tests, notebooks, benchmarks).
-    _matrix = matrix
-
     @staticmethod
     def _category_codes(column: pd.Series, categories: Sequence[str]) -> np.ndarray:
         """Position of each value (as a string) in ``categories``; NaN when missing or not among them."""

@@ -88,7 +88,7 @@ contributions = model.contributions(sample)
 base_value = contributions.pop("base_value")
 explainer = shap.TreeExplainer(model.booster_)
 # The model's own numeric encoding (categoricals as training category codes), the matrix predict uses.
-matrix = model._matrix(sample)
+matrix = model.matrix(sample)
 values = explainer(matrix)
 gap = np.abs(values.values - contributions.to_numpy()).max()
 print(f"largest difference between shap and RiskModel.contributions: {gap:.2e} (log-odds)")

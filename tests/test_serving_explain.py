@@ -23,7 +23,7 @@ def test_contributions_agree_with_shap_tree_explainer(explained):
     import shap
 
     model, rows, result = explained
-    reference = shap.TreeExplainer(model.booster_).shap_values(model._matrix(rows[model.features]))
+    reference = shap.TreeExplainer(model.booster_).shap_values(model.matrix(rows[model.features]))
     values = np.asarray(reference[1] if isinstance(reference, list) else reference)
     np.testing.assert_allclose(result.contributions.to_numpy(), values, atol=1e-6)
     expected = shap.TreeExplainer(model.booster_).expected_value
