@@ -49,7 +49,6 @@ not count as a new entry either (it began before T).
 from __future__ import annotations
 
 import re
-import weakref
 
 import numpy as np
 import pandas as pd
@@ -58,6 +57,7 @@ import pyarrow.compute as pc
 
 from doudi.contract import TABLES
 from doudi.io import World
+from doudi.memo import TableMemo
 
 REASONS = ("income_below_line", "dibao", "tekun", "temporary_assistance")
 """Conditions of the label, in the order that breaks ties within a month."""
@@ -122,28 +122,23 @@ class _Frame:
         return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-# Household positions and months of the big tables, per table object: a training set asks for the
-# cohort and labels of one world at many dates, and turning millions of ids and months into numbers is
-# most of the work. A world is treated as immutable once built (as load_world returns it); an entry is
-# used only while the very same frames are alive and of the same length.
-_CODES: dict[tuple[int, int, str], tuple[weakref.ref, weakref.ref, np.ndarray, np.ndarray]] = {}
-_CODES_KEPT = 8
-_LINES: dict[tuple[int, pd.Timestamp], tuple[weakref.ref, int, pd.Series]] = {}
+# Household positions and months of the big tables (a training set asks for the cohort and labels of
+# one world at many dates), and the monitoring lines known at T (a server judges one household per call
+# against the same standards table): kept per table object (doudi.memo).
+_CODES = TableMemo(kept=8)
+_LINES = TableMemo(kept=8)
 
 
 def _codes(world: World, frame: _Frame, table: str, month_of: str) -> tuple[np.ndarray, np.ndarray]:
     """Household position and month number of every row of ``world[table]``."""
     records, homes = world[table], world["households"]
-    key = (id(records), id(homes), month_of)
-    hit = _CODES.get(key)
-    if hit is not None and hit[0]() is records and hit[1]() is homes and len(hit[2]) == len(records):
-        return hit[2], hit[3]
-    home = frame.positions(records["household_id"])
-    month = _month_number(records[month_of]) if month_of == "month" else _date_month(records[month_of])
-    if len(_CODES) >= _CODES_KEPT:
-        _CODES.pop(next(iter(_CODES)))
-    _CODES[key] = (weakref.ref(records), weakref.ref(homes), home, month)
-    return home, month
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        home = frame.positions(records["household_id"])
+        month = _month_number(records[month_of]) if month_of == "month" else _date_month(records[month_of])
+        return home, month
+
+    return _CODES.get((records, homes), (month_of,), compute)
 
 
 def _income_matrix(
@@ -219,13 +214,8 @@ def _lines(world: World, frame: _Frame, first: int, months: int) -> np.ndarray:
 def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
     """The latest monitoring line known before T for a month up to T's month, per household."""
     standards = world["standards"]
-    # The lines depend on the standards table and T only: a server judging one household per call
-    # (the same standards frame every time) derives them once per T.
-    key = (id(standards), as_of)
-    hit = _LINES.get(key)
-    if hit is not None and hit[0]() is standards and hit[1] == len(standards):
-        latest = hit[2]
-    else:
+
+    def compute() -> pd.Series:
         month = _month_number(standards["month"])
         known = (
             (standards["recorded_at"].to_numpy("datetime64[ns]") < as_of.to_datetime64())
@@ -237,10 +227,9 @@ def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
         latest = pd.Series(
             rows["monitoring_line"].to_numpy(np.float64, na_value=np.nan), index=place.to_numpy(object)
         )
-        latest = latest[~latest.index.duplicated(keep="last")]
-        if len(_LINES) >= _CODES_KEPT:
-            _LINES.pop(next(iter(_LINES)))
-        _LINES[key] = (weakref.ref(standards), len(standards), latest)
+        return latest[~latest.index.duplicated(keep="last")]
+
+    latest = _LINES.get((standards,), (as_of,), compute)
     return latest.reindex(frame.key).to_numpy(np.float64, na_value=np.nan)
 
 

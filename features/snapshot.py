@@ -17,7 +17,6 @@ born (``birth_date < T``) and, when the member's ``recorded_at`` is given, once 
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 
 from doudi.contract import TABLES, Table
 from doudi.io import World
+from doudi.memo import TableMemo
 from doudi.policy import PolicyConfig
 
 T = TypeVar("T")
@@ -236,13 +236,10 @@ def encode_world(world: World, *, policy: PolicyConfig | None = None) -> Encoded
 
 # A scoring server encodes a new world per call, but its region tables (regions, standards, disasters)
 # are the same frames every time, and an empty household table encodes the same whatever the
-# households. Both are kept, keyed by the frame's identity and checked against a weak reference so a
-# freed frame whose id is reused is never mistaken for it. Worlds are immutable once built.
-_REGION_TABLES: dict[tuple[str, int], tuple[weakref.ref[pd.DataFrame], int, Columns]] = {}
-_REGION_TABLES_KEPT = 16
+# households: both are kept (doudi.memo), as are region-level intermediates (Snapshot.regional).
+_REGION_TABLES = TableMemo(kept=16)
 _EMPTY_TABLES: dict[str, Columns] = {}
-_REGIONAL: dict[tuple[Any, ...], tuple[tuple[weakref.ref[Columns], ...], Any]] = {}
-_REGIONAL_KEPT = 64
+_REGIONAL = TableMemo(kept=64)
 
 
 def _encode_cached(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> Columns:
@@ -252,15 +249,7 @@ def _encode_cached(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> C
         return _EMPTY_TABLES[table.name]
     if any(column.name == "household_id" for column in table.columns):
         return _encode_table(table, frame, ids)
-    key = (table.name, id(frame))
-    hit = _REGION_TABLES.get(key)
-    if hit is not None and hit[0]() is frame and hit[1] == len(frame):
-        return hit[2]
-    encoded = _encode_table(table, frame, ids)
-    if len(_REGION_TABLES) >= _REGION_TABLES_KEPT:
-        _REGION_TABLES.pop(next(iter(_REGION_TABLES)))
-    _REGION_TABLES[key] = (weakref.ref(frame), len(frame), encoded)
-    return encoded
+    return _REGION_TABLES.get((frame,), (table.name,), lambda: _encode_table(table, frame, ids))
 
 
 def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index) -> Columns:
@@ -351,15 +340,7 @@ class Snapshot:
         not on every call. ``compute`` must read nothing but ``tables`` and ``self.as_of``.
         """
         frames = tuple(self._encoded.tables[name] for name in tables)
-        memo_key = (key, self.as_of, *(id(frame) for frame in frames))
-        hit = _REGIONAL.get(memo_key)
-        if hit is not None and all(ref() is frame for ref, frame in zip(hit[0], frames, strict=True)):
-            return hit[1]
-        value = compute()
-        if len(_REGIONAL) >= _REGIONAL_KEPT:
-            _REGIONAL.pop(next(iter(_REGIONAL)))
-        _REGIONAL[memo_key] = (tuple(weakref.ref(frame) for frame in frames), value)
-        return value
+        return _REGIONAL.get(frames, (key, self.as_of), compute)
 
     def months_ago(self, months: int) -> np.datetime64:
         """The date ``months`` calendar months before T (window starts: ``date >= T - k months``)."""

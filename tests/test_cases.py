@@ -4,22 +4,17 @@ real concurrency, region scope, time limits, profiles, the transitions API and t
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
-import uuid
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 import test_cases_fixtures as cf
 import test_serving_fixtures as fx
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from doudi.policy import CaseworkLimits, load_policy
-from doudi.settings import Settings
 from serving import casework, i18n, worklists
-from serving.app import create_app
 from serving.auth import Scope, add_user
 from serving.casework import (
     ACTIONS,
@@ -262,15 +257,7 @@ def test_two_concurrent_actions_one_wins_the_other_conflicts(db):
 
 @pytest.mark.postgres
 def test_concurrent_actions_on_postgres():
-    url = os.environ.get("DOUDI_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("DOUDI_TEST_POSTGRES_URL is not set (CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with fx.postgres_engine() as engine:
         upgrade(engine)
         sessions = session_factory(engine)
         score_world(
@@ -284,11 +271,6 @@ def test_concurrent_actions_on_postgres():
         act(sessions, "li", alert.id, "assign", assignee="sun")
         with pytest.raises(Conflict):
             act(sessions, "li", alert.id, "transfer", assignee="wang", version=alert.version)
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_field_validation_names_each_field_in_both_languages(db):
@@ -419,13 +401,7 @@ def test_stored_runs_keep_profiles_of_alerted_households(db):
 
 @pytest.fixture
 def api(tmp_path):
-    engine = make_engine(cf.fresh_copy(tmp_path))
-    app = create_app(
-        Settings(data_dir=tmp_path), model=fx.serving_model(tiers=cf.stored().tiers), engine=engine
-    )
-    with TestClient(app) as client:
-        yield client, session_factory(engine)
-    engine.dispose()
+    yield from cf.served(tmp_path)
 
 
 def bearer(name):

@@ -82,3 +82,17 @@ def fresh_copy(directory: Path) -> str:
     target = directory / "doudi.db"
     shutil.copy(stored().path, target)
     return f"sqlite:///{target}"
+
+
+def served(tmp_path: Path):
+    """A copy of the stored database served by the app with the tiny model: yields (client, sessions)."""
+    from fastapi.testclient import TestClient
+
+    from doudi.settings import Settings
+    from serving.app import create_app
+
+    engine = make_engine(fresh_copy(tmp_path))
+    app = create_app(Settings(data_dir=tmp_path), model=fx.serving_model(tiers=stored().tiers), engine=engine)
+    with TestClient(app) as client:
+        yield client, session_factory(engine)
+    engine.dispose()

@@ -10,12 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import test_cases_fixtures as cf
-import test_serving_fixtures as fx
-from fastapi.testclient import TestClient
 
-from doudi.settings import Settings
 from serving import i18n
-from serving.app import create_app
 from serving.db import make_engine, session_factory, transaction
 from serving.orm import Alert, AuditLog, HouseholdProfile, User, WebSession
 from serving.pages import SESSION_COOKIE
@@ -27,13 +23,7 @@ CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef]")
 
 @pytest.fixture
 def site(tmp_path):
-    engine = make_engine(cf.fresh_copy(tmp_path))
-    app = create_app(
-        Settings(data_dir=tmp_path), model=fx.serving_model(tiers=cf.stored().tiers), engine=engine
-    )
-    with TestClient(app) as client:
-        yield client, session_factory(engine)
-    engine.dispose()
+    yield from cf.served(tmp_path)
 
 
 def login_token(client) -> str:

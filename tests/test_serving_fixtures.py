@@ -8,11 +8,13 @@ Built once per test process (``functools.cache``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 
 import numpy as np
 import pandas as pd
+import pytest
 from factories import random_world
 
 from doudi.io import World
@@ -143,3 +145,31 @@ def tiers(red: float = 0.9, orange: float = 0.7, yellow: float = 0.4) -> dict[st
     risk = cohort_risk()
     return {"red": float(risk.quantile(red)), "orange": float(risk.quantile(orange)),
             "yellow": float(risk.quantile(yellow))}
+
+
+@contextlib.contextmanager
+def postgres_engine():
+    """An engine on a fresh schema of the PostgreSQL server at ``DOUDI_TEST_POSTGRES_URL`` (skips the test
+    when it is not set; ``.ci/run`` sets it), dropped afterwards."""
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+
+    from serving.db import make_engine
+
+    url = os.environ.get("DOUDI_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DOUDI_TEST_POSTGRES_URL is not set (CI sets it)")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

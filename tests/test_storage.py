@@ -3,12 +3,10 @@ optimistic locking, region scope in the data-access layer, users and hashed toke
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import test_serving_fixtures as fx
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
@@ -217,15 +215,7 @@ def test_audit_rows(sessions):
 
 @pytest.mark.postgres
 def test_postgres_round_trip():
-    url = os.environ.get("DOUDI_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("DOUDI_TEST_POSTGRES_URL is not set (CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with fx.postgres_engine() as engine:
         assert upgrade(engine) == head_revision()
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -242,8 +232,3 @@ def test_postgres_round_trip():
             assert [h["tier"] for h in history] == ["yellow", "red"]
             with pytest.raises(NotFound):
                 store.get_alert(session, Scope(("5302",)), int(second["h1"]))
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
