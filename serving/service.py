@@ -107,6 +107,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _objects(values: Any) -> np.ndarray:
+    """A 1-d object array holding ``values`` as they are (numpy would turn lists of lists into 2-d)."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain JSON values (NaN and NA -> None)."""
     names = [str(name) for name in frame.columns]
@@ -147,36 +155,39 @@ def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_tow
 
     Adds the columns ``alerted``, ``not_alerted_because`` and ``supersedes``.
     """
-    out = scores.copy()
-    flagged = (out["tier"] != "none").to_numpy() | out["triggered"].to_numpy(bool)
-    candidate = out["in_cohort"].to_numpy(bool) & flagged
-    reason = np.full(len(out), None, dtype=object)
-    reason[~out["in_cohort"].to_numpy(bool)] = "not_in_cohort"
-    has_open = np.zeros(len(out), dtype=bool)
-    blocked = np.zeros(len(out), dtype=bool)
-    if len(open_cases):
-        open_tier = open_cases["tier"].reindex(out.index)
-        has_open = open_tier.notna().to_numpy()
-        level = pd.Categorical(out["tier"], categories=list(TIER_LEVEL)).codes
-        open_level = pd.Categorical(open_tier, categories=list(TIER_LEVEL)).codes  # -1 when none open
-        blocked = candidate & has_open & (level <= open_level)
+    n = len(scores)
+    tier = scores["tier"].to_numpy(dtype=object)
+    triggered = scores["triggered"].to_numpy(bool)
+    in_cohort = scores["in_cohort"].to_numpy(bool)
+    candidate = in_cohort & ((tier != "none") | triggered)
+    reason = np.full(n, None, dtype=object)
+    reason[~in_cohort] = "not_in_cohort"
+    open_at = (open_cases.index.get_indexer(scores.index) if len(open_cases)
+               else np.full(n, -1, dtype=np.intp))  # row of each household's open case, -1 when none
+    has_open = open_at >= 0
+    blocked = np.zeros(n, dtype=bool)
+    if has_open.any():
+        open_tier = open_cases["tier"].to_numpy(dtype=object)[open_at[has_open]]
+        level = np.array([TIER_LEVEL.get(t, -1) for t in tier[has_open]])
+        open_level = np.array([TIER_LEVEL.get(t, -1) for t in open_tier])
+        blocked[has_open] = candidate[has_open] & (level <= open_level)
     reason[blocked] = "open_case"
     alerted = candidate & ~blocked
     if top_per_township is not None:
-        tier_only = alerted & ~out["triggered"].to_numpy(bool)
-        township = out["township_code"].to_numpy(dtype=object)
-        place = pd.Series(np.where(tier_only, township, None), index=out.index)
-        order_in_township = place.groupby(place, dropna=True).cumcount().reindex(out.index).to_numpy()
+        tier_only = alerted & ~triggered
+        township = scores["township_code"].to_numpy(dtype=object)
+        place = pd.Series(np.where(tier_only, township, None))
+        order_in_township = place.groupby(place, dropna=True).cumcount().reindex(place.index).to_numpy()
         capped = tier_only & (order_in_township >= top_per_township)
         reason[capped] = "capped"
         alerted &= ~capped
-    out["alerted"] = alerted
-    out["not_alerted_because"] = pd.Series(reason, index=out.index, dtype=object)
-    supersedes = pd.array(np.full(len(out), pd.NA), dtype="Int64")
-    if has_open.any():
-        supersedes = open_cases["alert_id"].reindex(out.index).astype("Int64").where(alerted & has_open).array
-    out["supersedes"] = supersedes
-    return out
+    supersedes = np.full(n, pd.NA, dtype=object)
+    renewed = alerted & has_open
+    if renewed.any():
+        supersedes[renewed] = open_cases["alert_id"].to_numpy(dtype=object)[open_at[renewed]]
+    return scores.assign(alerted=alerted,
+                         not_alerted_because=pd.Series(reason, index=scores.index, dtype=object),
+                         supersedes=pd.array(supersedes, dtype="Int64"))
 
 
 def score_world(
@@ -245,49 +256,54 @@ def score_world(
     fired = evaluate_triggers(frame, policy)
     step("triggers")
 
-    village = pd.Series(world["households"].set_index(world["households"]["household_id"].astype(str))
-                        ["village_code"].astype(str), dtype=object).reindex(ids)
+    homes = world["households"]
+    home_at = pd.Index(homes["household_id"].astype(str)).get_indexer(ids)
+    if (home_at < 0).any():
+        raise ValueError(f"households to score are not in the households table: {list(ids[home_at < 0][:5])}")
+    village = homes["village_code"].astype(str).to_numpy(dtype=object)[home_at]
     order = rank_order(scored["risk"].to_numpy(), fired["n_fired"].to_numpy(), ids)
     scores = pd.DataFrame({
-        "village_code": village.to_numpy(),
-        "township_code": village.str.slice(0, 9).to_numpy(),
-        "county_code": village.str.slice(0, 6).to_numpy(),
+        "village_code": village,
+        "township_code": np.array([code[:9] for code in village], dtype=object),
+        "county_code": np.array([code[:6] for code in village], dtype=object),
         "in_cohort": ids.isin(pd.Index(in_cohort).astype(str)),
         "risk": scored["risk"].to_numpy(np.float64),
         "raw_score": scored["raw_score"].to_numpy(np.float64),
-        "tier": scored["tier"].astype(str).to_numpy(),
+        "tier": scored["tier"].astype(str).to_numpy(dtype=object),
         "n_triggers": fired["n_fired"].to_numpy(np.int64),
         "triggered": fired["n_fired"].to_numpy() > 0,
-    }, index=ids).iloc[order]
+        "rank": np.empty(len(ids), dtype=np.int64),
+    }, index=ids).take(order)
     scores["rank"] = np.arange(1, len(scores) + 1)
 
     open_cases = pd.DataFrame({"alert_id": pd.Series(dtype="int64"), "tier": pd.Series(dtype=object)})
-    candidates = scores.index[(scores["tier"] != "none").to_numpy() | scores["triggered"].to_numpy()]
+    candidates = scores.index[(scores["tier"].to_numpy() != "none") | scores["triggered"].to_numpy()]
     if sessions is not None and len(candidates):
         with sessions() as session:
             open_cases = store.open_cases(session, list(candidates))
     scores = select_alerts(scores, open_cases, top_per_township=top_per_township)
     step("select alerts")
 
-    shown = scores.index if explain_all else scores.index[scores["alerted"].to_numpy(bool)]
-    for column in ("base_value", "reasons", "triggers", "recommendations", "contributions", "features"):
-        scores[column] = pd.Series([None] * len(scores), index=scores.index, dtype=object)
+    # Positions of the rows a person will see: in ``scores`` (rank order) and in ``frame`` (``ids`` order).
+    shown = np.arange(len(scores)) if explain_all else np.flatnonzero(scores["alerted"].to_numpy(bool))
+    at = order[shown]
+    details = {column: np.full(len(scores), None, dtype=object)
+               for column in ("base_value", "reasons", "triggers", "recommendations", "contributions",
+                              "features")}
     if len(shown):
-        shown_frame = frame.loc[shown]
-        at = inputs.index.get_indexer(shown)
+        shown_frame = frame.iloc[at]
         explained = explain(risk_model, inputs.iloc[at], matrix=matrix[at])
-        scores.loc[shown, "base_value"] = explained.base_value.to_numpy()
-        scores.loc[shown, "reasons"] = explained.reasons.to_numpy()
-        scores.loc[shown, "contributions"] = pd.Series(explained.contribution_records(), index=shown,
-                                                       dtype=object).to_numpy()
-        scores.loc[shown, "triggers"] = fired_triggers(shown_frame, fired.loc[shown], policy).to_numpy()
-        snapshot = pd.Series(_json_records(shown_frame), index=shown, dtype=object)
-        scores.loc[shown, "features"] = snapshot.to_numpy()
+        details["base_value"][shown] = explained.base_value.to_numpy(dtype=object)
+        details["reasons"][shown] = _objects(explained.reasons)
+        details["contributions"][shown] = _objects(explained.contribution_records())
+        details["triggers"][shown] = _objects(fired_triggers(shown_frame, fired.iloc[at], policy))
+        details["features"][shown] = _objects(_json_records(shown_frame))
     step("explain")
     if len(shown):
-        scores.loc[shown, "recommendations"] = recommend_for(world, as_of, frame.loc[shown],
-                                                             policy).to_numpy()
+        details["recommendations"][shown] = _objects(recommend_for(world, as_of, shown_frame, policy))
     step("assistance")
+    scores = scores.assign(**{column: pd.Series(values, index=scores.index, dtype=object)
+                              for column, values in details.items()})
 
     batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
                         feature_version=feature_registry.REGISTRY_VERSION, source=source, scores=scores)
