@@ -48,6 +48,7 @@ not count as a new entry either (it began before T).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -63,6 +64,7 @@ REASONS = ("income_below_line", "dibao", "tekun", "temporary_assistance")
 """Conditions of the label, in the order that breaks ties within a month."""
 
 _MAIN_PROGRAMMES = ("dibao", "tekun")
+_MAIN = pa.array(_MAIN_PROGRAMMES, pa.large_string())
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 # The cohort judges the 12 months ending at the latest income month complete at T (as the features do).
 _COMPLETE_AFTER_MONTHS = TABLES["income"].complete_after_months or 0
@@ -70,22 +72,49 @@ _COMPLETE_AFTER_MONTHS = TABLES["income"].complete_after_months or 0
 
 def _arrow(values: pd.Series) -> pa.Array:
     """Text values as one Arrow string array (no copy when they are Arrow-backed already)."""
-    array = pa.array(values.astype("string").array)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    # A server converts a few rows per call, so per-call costs count: no astype("string") of what is
+    # text already, and Python-held strings read by Arrow directly (half the cost of pandas' conversion).
+    text = values.array if isinstance(values.dtype, pd.StringDtype) else values.astype("string").array
+    if text.dtype.storage == "python":
+        return pa.array(np.asarray(text), type=pa.large_string(), from_pandas=True)
+    array = pa.array(text, type=pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    return array
+
+
+def _find(values: pa.Array, value_set: pa.Array) -> np.ndarray:
+    """Position of each of ``values`` in ``value_set`` (-1 when absent; missing finds missing)."""
+    found = pc.index_in(values, value_set=value_set)
+    position = found.to_numpy(zero_copy_only=False)  # float, NaN where absent, when any is
+    return (np.where(np.isnan(position), -1, position) if found.null_count else position).astype(np.int64)
+
+
+def _dates(values: pd.Series) -> np.ndarray:
+    """Dates as datetime64[ns] (what ``to_numpy("datetime64[ns]")`` gives, for a third of its cost)."""
+    return np.asarray(values.array, dtype="datetime64[ns]")
+
+
+def _place(county: pa.Array, urban_rural: pa.Array) -> pa.Array:
+    """``county|urban_rural`` keys of the monitoring lines (missing when either part is)."""
+    return pc.binary_join_element_wise(county, urban_rural, pa.scalar("|", pa.large_string()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_month(text: str | None) -> int:
+    """``YYYY-MM`` -> year * 12 + month - 1 (missing or malformed -> -1)."""
+    return int(text[:4]) * 12 + int(text[5:7]) - 1 if text is not None and _MONTH.fullmatch(text) else -1
 
 
 def _month_number(month: pd.Series) -> np.ndarray:
-    """``YYYY-MM`` -> year * 12 + month - 1 (missing or malformed -> -1); parsed once per distinct value."""
-    encoded = pc.dictionary_encode(_arrow(month))
-    uniques = encoded.dictionary.to_pylist()
-    lookup = np.array([int(u[:4]) * 12 + int(u[5:7]) - 1 if _MONTH.fullmatch(u) else -1 for u in uniques]
-                      + [-1], dtype=np.int64)
-    codes = pc.fill_null(encoded.indices, len(uniques)).to_numpy(zero_copy_only=False)
-    return lookup[codes]
+    """Month numbers of ``YYYY-MM`` text (:func:`_parse_month`), parsed once per distinct value."""
+    encoded = pc.dictionary_encode(_arrow(month), null_encoding="encode")
+    lookup = np.array([_parse_month(u) for u in encoded.dictionary.to_pylist()], dtype=np.int64)
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _date_month(dates: pd.Series) -> np.ndarray:
-    values = dates.to_numpy("datetime64[M]")
+    values = np.asarray(dates.array, dtype="datetime64[M]")
     out = values.astype(np.int64) + 1970 * 12
     return np.where(np.isnat(values), -1, out)
 
@@ -109,17 +138,22 @@ class _Frame:
 
     def __init__(self, world: World):
         homes = world["households"]
-        self.ids = pd.Index(homes["household_id"], name="household_id")
+        ids = homes["household_id"]
+        self.ids = pd.Index(ids, name="household_id")
         self.n = len(homes)
-        county = homes["village_code"].astype("string").str.slice(0, 6)
-        self.key = county.str.cat(homes["urban_rural"].astype("string"), sep="|").to_numpy(dtype=object)
-        self.county = county.to_numpy(dtype=object)
+        self._ids = _arrow(ids)
+        self._county = pc.utf8_slice_codeunits(_arrow(homes["village_code"]), 0, 6)
+        self.key = _place(self._county, _arrow(homes["urban_rural"]))
+
+    @property
+    def county(self) -> np.ndarray:
+        """County code per household (object array, None when unknown)."""
+        return self._county.to_numpy(zero_copy_only=False)
 
     def positions(self, household_id: pd.Series) -> np.ndarray:
         """Row positions of ``household_id`` in the households table (-1 when unknown)."""
         # Arrow's hash lookup: pandas' get_indexer on millions of strings is ~10x slower.
-        found = pc.index_in(_arrow(household_id), value_set=_arrow(pd.Series(self.ids)))
-        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return _find(_arrow(household_id), self._ids)
 
 
 # Household positions and months of the big tables (a training set asks for the cohort and labels of
@@ -155,7 +189,7 @@ def _income_matrix(
         value = records[amount].to_numpy(np.float64, na_value=np.nan)
         ok = (home >= 0) & (month >= first) & (month < first + months) & np.isfinite(value)
         if known_before is not None:
-            ok &= records["recorded_at"].to_numpy("datetime64[ns]") < known_before.to_datetime64()
+            ok &= _dates(records["recorded_at"]) < known_before.to_datetime64()
         total += sign * np.bincount(
             home[ok] * months + (month[ok] - first), weights=value[ok], minlength=frame.n * months
         )
@@ -167,31 +201,29 @@ def _sizes(
 ) -> np.ndarray:
     """Members per household born before each date of ``month_ends`` (and known, when asked)."""
     members = world["members"]
-    if known_before is not None:
-        recorded = members["recorded_at"].to_numpy("datetime64[ns]")
-        members = members.loc[np.isnat(recorded) | (recorded < known_before.to_datetime64())]
     home = frame.positions(members["household_id"])
-    birth = members["birth_date"].to_numpy("datetime64[ns]")
+    birth = _dates(members["birth_date"])
     ok = home >= 0
+    if known_before is not None:
+        recorded = _dates(members["recorded_at"])
+        ok &= np.isnat(recorded) | (recorded < known_before.to_datetime64())
     home, birth = home[ok], birth[ok]
     # Members born before each month end: count births cumulatively over the sorted month ends.
+    width = len(month_ends) + 1
     slot = np.searchsorted(month_ends, birth, side="right")  # first month end after the birth
-    counts = np.zeros((frame.n, len(month_ends) + 1))
-    np.add.at(counts, (home, np.minimum(slot, len(month_ends))), 1.0)
-    return np.cumsum(counts, axis=1)[:, : len(month_ends)]
+    counts = np.bincount(home * width + slot, minlength=frame.n * width).reshape(frame.n, width)
+    return np.cumsum(counts, axis=1, dtype=np.float64)[:, : len(month_ends)]
 
 
 def _lines(world: World, frame: _Frame, first: int, months: int) -> np.ndarray:
     """Monitoring line per household and month (truth: the row of that month, else the latest before)."""
     standards = world["standards"]
-    key = (
-        standards["county_code"]
-        .astype("string")
-        .str.cat(standards["urban_rural"].astype("string"), sep="|")
-        .to_numpy(dtype=object)
+    encoded = pc.dictionary_encode(
+        _place(_arrow(standards["county_code"]), _arrow(standards["urban_rural"])), null_encoding="encode"
     )
+    keys = encoded.dictionary
+    key_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     month = _month_number(standards["month"])
-    keys, key_code = np.unique(key.astype(str), return_inverse=True)
     grid = np.full((len(keys), months), np.nan)
     before = np.full(len(keys), np.nan)
     line = standards["monitoring_line"].to_numpy(np.float64, na_value=np.nan)
@@ -204,10 +236,9 @@ def _lines(world: World, frame: _Frame, first: int, months: int) -> np.ndarray:
         last = last.sort_values("m").drop_duplicates("k", keep="last")
         before[last["k"].to_numpy()] = last["v"].to_numpy()
     filled = pd.DataFrame(np.column_stack([before, grid]).T).ffill().to_numpy().T[:, 1:]
-    where = np.searchsorted(keys, frame.key.astype(str))
-    found = (where < len(keys)) & (keys[np.minimum(where, len(keys) - 1)] == frame.key.astype(str))
+    where = _find(frame.key, keys)
     out = np.full((frame.n, months), np.nan)
-    out[found] = filled[where[found]]
+    out[where >= 0] = filled[where[where >= 0]]
     return out
 
 
@@ -215,22 +246,26 @@ def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
     """The latest monitoring line known before T for a month up to T's month, per household."""
     standards = world["standards"]
 
-    def compute() -> pd.Series:
+    def compute() -> tuple[pa.Array, np.ndarray]:
         month = _month_number(standards["month"])
-        known = (
-            (standards["recorded_at"].to_numpy("datetime64[ns]") < as_of.to_datetime64())
+        known = np.flatnonzero(
+            (_dates(standards["recorded_at"]) < as_of.to_datetime64())
             & (month >= 0)
             & (month <= _timestamp_month(as_of))
         )
-        rows = standards.loc[known].assign(_m=month[known]).sort_values("_m", kind="stable")
-        place = rows["county_code"].astype("string").str.cat(rows["urban_rural"].astype("string"), sep="|")
-        latest = pd.Series(
-            rows["monitoring_line"].to_numpy(np.float64, na_value=np.nan), index=place.to_numpy(object)
+        rows = known[np.argsort(month[known], kind="stable")]  # the latest month last
+        encoded = pc.dictionary_encode(
+            _place(_arrow(standards["county_code"]), _arrow(standards["urban_rural"])).take(rows),
+            null_encoding="encode",
         )
-        return latest[~latest.index.duplicated(keep="last")]
+        code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        last = np.full(len(encoded.dictionary), -1)
+        np.maximum.at(last, code, np.arange(len(code)))
+        line = standards["monitoring_line"].to_numpy(np.float64, na_value=np.nan)[rows[last]]
+        return encoded.dictionary, np.append(line, np.nan)  # the NaN answers places without a line
 
-    latest = _LINES.get((standards,), (as_of,), compute)
-    return latest.reindex(frame.key).to_numpy(np.float64, na_value=np.nan)
+    places, lines = _LINES.get((standards,), (as_of,), compute)
+    return lines[_find(frame.key, places)]
 
 
 def _data_months(world: World, frame: _Frame) -> tuple[int, int]:
@@ -259,11 +294,12 @@ def _on_programme(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarra
     """Households with a known dibao or 特困 record active at T."""
     records = world["assistance"]
     t = as_of.to_datetime64()
-    start = records["start_date"].to_numpy("datetime64[ns]")
-    end = records["end_date"].to_numpy("datetime64[ns]")
+    start = _dates(records["start_date"])
+    end = _dates(records["end_date"])
     active = (
-        records["programme"].isin(_MAIN_PROGRAMMES).to_numpy(dtype=bool)
-        & (records["recorded_at"].to_numpy("datetime64[ns]") < t)
+        pc.is_in(_arrow(records["programme"]), value_set=_MAIN)
+        .to_numpy(zero_copy_only=False)
+        & (_dates(records["recorded_at"]) < t)
         & (start < t)
         & (np.isnat(end) | (end >= t))
     )
@@ -273,14 +309,8 @@ def _on_programme(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarra
     return out
 
 
-def cohort_frame(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Why each household is in the cohort at T or not.
-
-    Returns:
-        Indexed by household_id (every household): ``income_pc_12m_net`` (known trailing per-capita
-        net income), ``monitoring_line`` (known at T), ``registered``, ``below_line``,
-        ``on_dibao_or_tekun`` and ``in_cohort``.
-    """
+def _judged(world: World, as_of: pd.Timestamp) -> tuple[_Frame, dict[str, np.ndarray]]:
+    """The households and the columns of :func:`cohort_frame`."""
     as_of = pd.Timestamp(as_of)
     frame = _Frame(world)
     first_data, _ = _data_months(world, frame)
@@ -293,28 +323,37 @@ def cohort_frame(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
     if end < first_data:
         per_capita[:] = np.nan  # no known income month at all to judge from
     line = _known_line(world, frame, as_of)
-    registered = world["households"]["registered_at"].to_numpy("datetime64[ns]")
+    registered = _dates(world["households"]["registered_at"])
     in_database = np.isnat(registered) | (registered < as_of.to_datetime64())
     below = per_capita < line
     on_programme = _on_programme(world, frame, as_of)
     judged = np.isfinite(per_capita) & np.isfinite(line)
-    return pd.DataFrame(
-        {
-            "income_pc_12m_net": per_capita,
-            "monitoring_line": line,
-            "registered": in_database,
-            "below_line": below,
-            "on_dibao_or_tekun": on_programme,
-            "in_cohort": in_database & judged & ~below & ~on_programme,
-        },
-        index=frame.ids,
-    )
+    return frame, {
+        "income_pc_12m_net": per_capita,
+        "monitoring_line": line,
+        "registered": in_database,
+        "below_line": below,
+        "on_dibao_or_tekun": on_programme,
+        "in_cohort": in_database & judged & ~below & ~on_programme,
+    }
+
+
+def cohort_frame(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Why each household is in the cohort at T or not.
+
+    Returns:
+        Indexed by household_id (every household): ``income_pc_12m_net`` (known trailing per-capita
+        net income), ``monitoring_line`` (known at T), ``registered``, ``below_line``,
+        ``on_dibao_or_tekun`` and ``in_cohort``.
+    """
+    frame, columns = _judged(world, as_of)
+    return pd.DataFrame(columns, index=frame.ids)
 
 
 def cohort(world: World, as_of: pd.Timestamp) -> pd.Index:
     """Household ids in the cohort at T (see the module docstring), in households-table order."""
-    frame = cohort_frame(world, as_of)
-    return frame.index[frame["in_cohort"].to_numpy()]
+    frame, columns = _judged(world, as_of)  # no frame of the reasons: the server asks for this per call
+    return frame.ids[columns["in_cohort"]]
 
 
 def build_labels(world: World, as_of: pd.Timestamp, *, horizon_months: int = 6) -> pd.DataFrame:
@@ -354,7 +393,7 @@ def build_labels(world: World, as_of: pd.Timestamp, *, horizon_months: int = 6) 
     records = world["assistance"]
     t0 = as_of.to_datetime64()
     t1 = (as_of + pd.DateOffset(months=horizon_months)).to_datetime64()
-    begins = records["start_date"].to_numpy("datetime64[ns]")
+    begins = _dates(records["start_date"])
     in_window = (begins >= t0) & (begins < t1)
     home = frame.positions(records["household_id"])
     slot = pd.Series(-1, index=range(frame.n), dtype=np.int64)
