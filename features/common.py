@@ -55,12 +55,22 @@ def capped_share(numerator: np.ndarray, denominator: np.ndarray, cap: float) -> 
     return np.minimum(share, cap)
 
 
+def villages(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Each household's village as a code into the distinct village codes (code -1 when missing).
+
+    Village-level values (county, policy rules, disaster exposure) are worked out once per distinct
+    village and then taken per household: cheap for one household and for a million.
+    """
+    return snap.cached("villages", lambda: pd.factorize(snap.table("households")["village_code"]))
+
+
 def county_codes(snap: Snapshot) -> np.ndarray:
     """Each household's 6-digit county code (object array; None when the village code is missing)."""
 
     def compute() -> np.ndarray:
-        village = pd.Series(snap.table("households")["village_code"], dtype="string")
-        return village.str.slice(0, 6).to_numpy(dtype=object, na_value=None)
+        codes, distinct = villages(snap)
+        # Code -1 (no village) takes the trailing None.
+        return np.array([*(village[:6] for village in distinct), None], dtype=object)[codes]
 
     return snap.cached("county_codes", compute)
 
@@ -83,29 +93,27 @@ def standards(snap: Snapshot) -> Standards:
     the latest earlier month.
     """
 
-    def in_force() -> tuple[pd.Index, dict[str, np.ndarray]]:
+    def in_force() -> tuple[dict[tuple[str | None, int], int], dict[str, np.ndarray]]:
         table = snap.table("standards")
         latest = (table.frame().sort_values("month", kind="stable")
                   .drop_duplicates(["county_code", "urban_rural"], keep="last"))
-        keys = pd.Index(_standard_keys(latest["county_code"].to_numpy(dtype=object),
-                                       latest["urban_rural"].to_numpy()))
+        # (county code, urban/rural code) -> row; a missing county is None here as in county_codes.
+        counties = [c if isinstance(c, str) else None for c in latest["county_code"].tolist()]
+        keys = zip(counties, latest["urban_rural"].tolist(), strict=True)
+        rows = {key: row for row, key in enumerate(keys)}
         fields = Standards.__dataclass_fields__
-        return keys, {name: np.append(latest[name].to_numpy(np.float64, na_value=np.nan), np.nan)
+        return rows, {name: np.append(latest[name].to_numpy(np.float64, na_value=np.nan), np.nan)
                       for name in fields}
 
     def compute() -> Standards:
-        keys, values = snap.regional("standards_in_force", ("standards",), in_force)
-        homes = _standard_keys(county_codes(snap), snap.table("households")["urban_rural"])
-        row = keys.get_indexer(homes)  # -1 (no standard known) picks the trailing NaN
+        rows, values = snap.regional("standards_in_force", ("standards",), in_force)
+        homes = zip(county_codes(snap).tolist(), snap.table("households")["urban_rural"].tolist(),
+                    strict=True)
+        # -1 (no standard known) picks the trailing NaN.
+        row = np.array([rows.get(home, -1) for home in homes], dtype=np.int64)
         return Standards(**{name: column[row] for name, column in values.items()})
 
     return snap.cached("standards", compute)
-
-
-def _standard_keys(counties: np.ndarray, urban_rural: np.ndarray) -> np.ndarray:
-    """``county|urban_rural-code`` keys (missing counties never match a standards row)."""
-    county = pd.Series(counties, dtype=object).fillna("?").astype(str).to_numpy(dtype=object)
-    return county + "|" + np.asarray(urban_rural).astype(str).astype(object)
 
 
 def policy_rules(snap: Snapshot) -> tuple[list[PolicyRules], np.ndarray]:
@@ -117,9 +125,9 @@ def policy_rules(snap: Snapshot) -> tuple[list[PolicyRules], np.ndarray]:
 
     def compute() -> tuple[list[PolicyRules], np.ndarray]:
         policy = snap.policy or load_policy()
-        villages = pd.Series(snap.table("households")["village_code"], dtype=object)
-        codes, uniques = pd.factorize(villages.fillna(""))
-        rules_by_village = [policy.for_region(str(v)) for v in uniques]
+        codes, distinct_villages = villages(snap)
+        # A missing village code reads as "" (the defaults); code -1 takes the trailing "".
+        rules_by_village = [policy.for_region(str(v)) for v in [*distinct_villages, ""]]
         distinct: list[PolicyRules] = []
         lookup = []
         for rules in rules_by_village:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.common import capped_share
+from features.common import capped_share, villages
 from features.income import household_income_annual
 from features.registry import feature
 from features.snapshot import Columns, Snapshot, select_rows
@@ -19,26 +19,26 @@ AREA_PREFIXES = (2, 4, 6, 9, 12)
 SHARE_CAP = 10.0
 
 
-def _exposure(snap: Snapshot) -> pd.DataFrame:
+def _exposure(snap: Snapshot) -> dict[str, np.ndarray]:
     """Per household: disasters hitting its area in the last 12 months, their worst severity, and the
-    start of the latest disaster known at T (columns count_12m, severity_12m, last_start)."""
+    start of the latest disaster known at T (keys count_12m, severity_12m, last_start)."""
 
-    def compute() -> pd.DataFrame:
-        village = pd.Series(snap.table("households")["village_code"], dtype="string").fillna("")
-        codes, villages = pd.factorize(village)
+    def compute() -> dict[str, np.ndarray]:
+        codes, distinct = villages(snap)
+        # A missing village code reads as ""; code -1 takes the trailing "" (added only when needed).
+        places = [*distinct, ""] if (codes < 0).any() else list(distinct)
         # Exposure depends on the village and T only: villages already seen at this T (by an earlier
         # call of a server, say) are looked up, the others computed together and remembered.
         known = snap.regional("disaster_exposure_by_village", ("disasters",), dict)
-        new = [v for v in villages if v not in known]
+        new = [v for v in dict.fromkeys(places) if v not in known]
         if new:
             known.update(_village_exposure(snap, pd.Series(new, dtype="string")))
-        rows = [known[v] for v in villages]
-        per_village = pd.DataFrame({
-            "count_12m": np.array([r[0] for r in rows], dtype=np.float64),
-            "severity_12m": np.array([r[1] for r in rows], dtype=np.float64),
-            "last_start": np.array([r[2] for r in rows], dtype="datetime64[ns]"),
-        })
-        return per_village.iloc[codes].reset_index(drop=True)
+        rows = [known[v] for v in places]
+        return {
+            "count_12m": np.array([r[0] for r in rows], dtype=np.float64)[codes],
+            "severity_12m": np.array([r[1] for r in rows], dtype=np.float64)[codes],
+            "last_start": np.array([r[2] for r in rows], dtype="datetime64[ns]")[codes],
+        }
 
     return snap.cached("disaster_exposure", compute)
 
@@ -81,7 +81,7 @@ def _losses(snap: Snapshot) -> Columns:
          label_zh="所在地受灾次数", label_en="Disasters in the area",
          description="Disasters starting in the 12 months before T whose area contains the village.")
 def disaster_exposure_12m(snap: Snapshot) -> np.ndarray:
-    return _exposure(snap)["count_12m"].to_numpy(np.float64)
+    return _exposure(snap)["count_12m"]
 
 
 @feature(name="disaster_max_severity_12m", group="disaster", source=("disasters", "households"),
@@ -96,7 +96,7 @@ def disaster_exposure_12m(snap: Snapshot) -> np.ndarray:
          description="Highest severity (1-4) of disasters hitting the area in the 12 months before T; "
                      "0 when none.")
 def disaster_max_severity_12m(snap: Snapshot) -> np.ndarray:
-    return _exposure(snap)["severity_12m"].to_numpy(np.float64)
+    return _exposure(snap)["severity_12m"]
 
 
 @feature(name="months_since_disaster", missing_is_gap=False,
@@ -108,7 +108,7 @@ def disaster_max_severity_12m(snap: Snapshot) -> np.ndarray:
          description="Months between the start of the latest disaster hitting the area and T; NaN when "
                      "none is known.")
 def months_since_disaster(snap: Snapshot) -> np.ndarray:
-    last = _exposure(snap)["last_start"].to_numpy("datetime64[ns]")
+    last = _exposure(snap)["last_start"]
     return np.where(np.isnat(last), np.nan, snap.months_before(last))
 
 
