@@ -15,17 +15,20 @@ Only member records known before T (``recorded_at < T``) are used, as for featur
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from doudi.io import World
+from doudi.memo import TableMemo
 from serving.auth import Scope
 from serving.orm import HouseholdProfile, utcnow
-from serving.store import parameter_rows
+from serving.store import parameter_rows, text_list
 
 MINOR_AGE = 18
 AGE_BANDS = (18, 30, 45, 60, 70, 80)
@@ -33,16 +36,33 @@ AGE_BANDS = (18, 30, 45, 60, 70, 80)
 ELDERLY_AGE = 60
 ADULT_FIELDS = ("relation", "sex", "age_band", "labour_capacity", "disability_grade", "id_last4")
 RELATION_ORDER = {"head": 0, "spouse": 1, "parent": 2, "child": 3, "sibling": 4, "grandchild": 5, "other": 6}
-_CHUNK = 2000
+_BAND_EDGES = np.asarray(AGE_BANDS)
+_BAND_LABELS = np.asarray(
+    [f"{lo}-{hi - 1}" for lo, hi in zip(AGE_BANDS[:-1], AGE_BANDS[1:], strict=True)] + [f"{AGE_BANDS[-1]}+"],
+    dtype=object,
+)
+_NAMES = TableMemo(kept=8)
+"""Village names by code, per regions table: the API sees the same reference table on every call."""
+_PROFILES = HouseholdProfile.metadata.tables[HouseholdProfile.__tablename__]
+
+
+def _upsert(dialect: ModuleType) -> sa.Insert:
+    """INSERT ... ON CONFLICT (household_id) DO UPDATE of every other column (SQLite and PostgreSQL)."""
+    insert = dialect.insert(_PROFILES)
+    return insert.on_conflict_do_update(
+        index_elements=[_PROFILES.c.household_id],
+        set_={column.name: insert.excluded[column.name] for column in _PROFILES.c if not column.primary_key},
+    )
+
+
+# One statement replaces a household's summary: a DELETE and an INSERT cost two round trips per call.
+_UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
 
 
 def age_band(age: np.ndarray) -> np.ndarray:
     """Adult ages as band labels (``"45-59"``, ``"80+"``); minors get ``"<18"``."""
-    edges = np.asarray(AGE_BANDS)
-    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)] + [f"{edges[-1]}+"]
-    position = np.searchsorted(edges, age, side="right") - 1
-    out = np.where(position < 0, "<18", np.asarray(labels, dtype=object)[np.clip(position, 0, None)])
-    return out.astype(object)
+    position = np.searchsorted(_BAND_EDGES, age, side="right") - 1
+    return np.where(position < 0, "<18", _BAND_LABELS[np.clip(position, 0, None)]).astype(object)
 
 
 def _column(frame: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
@@ -65,19 +85,22 @@ def _whole_years(birth: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
     return age
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``values`` at the positions of ``wanted`` in ``keys`` (None where absent)."""
-    if not len(keys):
-        return np.full(len(wanted), None, dtype=object)
-    at = pd.Index(keys, dtype=object).get_indexer(pd.Index(wanted, dtype=object))  # no dtype inference
-    return np.where(at >= 0, values[np.clip(at, 0, None)], None)
+def _mapping(frame: pd.DataFrame, key: str, value: str) -> dict[Any, Any]:
+    """``frame[key]`` -> ``frame[value]`` as a dict: a pandas index lookup costs more per call than the
+    whole dict for the few rows of an API call, and about the same for a batch."""
+    return dict(zip(frame[key].tolist(), frame[value].tolist(), strict=True))
+
+
+def _lookup(mapping: dict[Any, Any], wanted: list[Any]) -> list[Any]:
+    """The value of each wanted key (None where absent or missing)."""
+    return [None if (value := mapping.get(key)) is None or pd.isna(value) else value for key in wanted]
 
 
 def household_profiles(
     world: World, as_of: pd.Timestamp, households: Sequence[str] | pd.Index
 ) -> pd.DataFrame:
-    """Summaries of the given households at ``as_of``, built on plain arrays: this runs inside every stored
-    scoring, including single-household API calls.
+    """Summaries of the given households at ``as_of``, built on plain arrays and lists: this runs inside
+    every stored scoring, including single-household API calls.
 
     Returns:
         Frame indexed by household_id with columns village_code, village_name, summary (dict: size,
@@ -85,26 +108,18 @@ def household_profiles(
         (list of dicts: relation, age_band, id_hash, id_last4 — adults with a known ID only).
     """
     as_of = pd.Timestamp(as_of).normalize()
-    ids = pd.Index(
-        np.asarray(households, dtype=object).astype(str).astype(object), dtype=object, name="household_id"
-    )
-    homes = world["households"]
-    village = _lookup(
-        homes["household_id"].to_numpy(dtype=object),
-        homes["village_code"].to_numpy(dtype=object, na_value=None),
-        ids.to_numpy(),
-    )
+    ids = [str(h) for h in np.asarray(households, dtype=object).tolist()]  # iterating an Arrow index is slow
+    n = len(ids)
+    village = _lookup(_mapping(world["households"], "household_id", "village_code"), ids)
     regions = world.get("regions")
-    names = np.full(len(ids), None, dtype=object)
+    names = [None] * n
     if regions is not None and "name" in regions:
-        names = _lookup(
-            regions["region_code"].to_numpy(dtype=object),
-            regions["name"].to_numpy(dtype=object, na_value=None),
-            village,
-        )
+        names = _lookup(_NAMES.get((regions,), (), lambda: _mapping(regions, "region_code", "name")), village)
 
     members = world["members"]
-    owner = ids.get_indexer(pd.Index(members["household_id"].to_numpy(dtype=object), dtype=object))
+    position = {h: i for i, h in enumerate(ids)}
+    owner = np.fromiter((position.get(h, -1) for h in members["household_id"].tolist()), dtype=np.intp,
+                        count=len(members))
     keep = owner >= 0
     if "recorded_at" in members:
         recorded = members["recorded_at"].to_numpy(dtype="datetime64[ns]")
@@ -114,10 +129,11 @@ def household_profiles(
     age = _whole_years(members["birth_date"].to_numpy(dtype="datetime64[ns]")[rows], as_of)
     relation = _column(members, "relation", rows)
     labour = _column(members, "labour_capacity", rows)
-    grades = pd.to_numeric(members["disability_grade"], errors="coerce").to_numpy(dtype=np.float64)[rows]
-    grade = np.nan_to_num(grades).astype(np.int64)
+    grades = members["disability_grade"]
+    if not pd.api.types.is_numeric_dtype(grades.dtype):
+        grades = pd.to_numeric(grades, errors="coerce")
+    grade = np.nan_to_num(grades.to_numpy(dtype=np.float64)[rows]).astype(np.int64)
     minor = ~(age >= MINOR_AGE)  # an unknown age counts as a minor: nothing is shown about that person
-    n = len(ids)
     counts = {
         "size": np.bincount(owner, minlength=n),
         "minors": np.bincount(owner, weights=minor, minlength=n),
@@ -141,12 +157,12 @@ def household_profiles(
     adult_lists: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     identity_lists: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     columns = [fields[name][adults].tolist() for name in ADULT_FIELDS]
-    for position, secret, *values in zip(owner[adults].tolist(), id_hash[adults], *columns, strict=True):
+    for at, secret, *values in zip(owner[adults].tolist(), id_hash[adults], *columns, strict=True):
         # Formatting only: one JSON record per adult of the households a person will look at.
         record = dict(zip(ADULT_FIELDS, values, strict=True))
-        adult_lists[position].append(record)
+        adult_lists[at].append(record)
         if secret is not None:
-            identity_lists[position].append(
+            identity_lists[at].append(
                 {
                     "relation": record["relation"],
                     "age_band": record["age_band"],
@@ -156,34 +172,29 @@ def household_profiles(
             )
     totals = {key: values.astype(np.int64).tolist() for key, values in counts.items()}
     summaries = [{**{key: totals[key][i] for key in totals}, "adults": adult_lists[i]} for i in range(n)]
-    columns = {
-        "village_code": village,
-        "village_name": names,
-        "summary": summaries,
-        "identities": identity_lists,
+    frame = {
+        "village_code": village, "village_name": names, "summary": summaries, "identities": identity_lists,
     }
     # Object columns on purpose: inferring string dtypes costs more than the rest for one household.
-    return pd.DataFrame({k: pd.Series(v, index=ids, dtype=object) for k, v in columns.items()}, index=ids)
+    return pd.DataFrame(frame, index=pd.Index(ids, dtype=object, name="household_id"), dtype=object)
 
 
 def save_profiles(session: Session, profiles: pd.DataFrame, as_of: pd.Timestamp) -> None:
     """Replace the stored summaries of these households (in the caller's transaction)."""
     if not len(profiles):
         return
-    ids = [str(i) for i in profiles.index]
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        session.execute(sa.delete(HouseholdProfile).where(HouseholdProfile.household_id.in_(chunk)))
-    rows = parameter_rows({
+    # A Core statement on the session's connection: cheaper per call than the ORM's execution path.
+    connection = session.connection()
+    ids = [str(i) for i in profiles.index.tolist()]
+    connection.execute(_UPSERT[connection.dialect.name], parameter_rows({
         "household_id": ids,
-        "village_code": profiles["village_code"].astype(str).tolist(),
+        "village_code": text_list(profiles["village_code"].tolist()),
         "village_name": profiles["village_name"].tolist(),
         "as_of": pd.Timestamp(as_of).date(),
         "summary": profiles["summary"].tolist(),
         "identities": profiles["identities"].tolist(),
         "updated_at": utcnow(),
-    }, len(ids))
-    session.execute(sa.insert(HouseholdProfile.metadata.tables[HouseholdProfile.__tablename__]), rows)
+    }, len(ids)))
 
 
 def get_profile(session: Session, scope: Scope, household_id: str) -> HouseholdProfile | None:

@@ -34,20 +34,57 @@ def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]
         yield values[start:start + size]
 
 
+def _table(mapped: type[Base]) -> sa.Table:
+    """The Core table of a mapped class (for statements that skip the ORM's per-object work)."""
+    return mapped.metadata.tables[mapped.__tablename__]
+
+
+# Core statements built once and run on the session's connection: the ORM's execution path (and building a
+# statement per call) adds more per call than the few rows of an API call cost to write.
+_RUNS, _SCORES, _ALERTS = _table(ScoringRun), _table(HouseholdScore), _table(Alert)
+_OPEN_CASES = sa.select(_ALERTS.c.household_id, _ALERTS.c.id, _ALERTS.c.tier).where(
+    _ALERTS.c.household_id.in_(sa.bindparam("households", expanding=True)),
+    _ALERTS.c.status.not_in(CLOSED_STATUSES),
+)
+_INSERT_RUN = sa.insert(_RUNS).returning(_RUNS.c.id)
+_FINISH_RUN = sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("run")).values(finished_at=sa.bindparam("at"))
+_INSERT_SCORES = sa.insert(_SCORES)
+_INSERT_ALERTS = sa.insert(_ALERTS).returning(_ALERTS.c.id, sort_by_parameter_order=True)
+_SUPERSEDE = (
+    sa.update(_ALERTS)
+    .where(_ALERTS.c.id.in_(sa.bindparam("old_ids", expanding=True)),
+           _ALERTS.c.status.not_in(CLOSED_STATUSES))
+    .values(status="superseded", version=_ALERTS.c.version + 1, updated_at=sa.bindparam("at"))
+)
+_LINK_SUPERSEDED = (
+    sa.update(_ALERTS).where(_ALERTS.c.id == sa.bindparam("old_id"))
+    .values(superseded_by=sa.bindparam("new_id"))
+)
+_INSERT_AUDIT = sa.insert(_table(AuditLog))
+
+
+def text_list(values: list[Any]) -> list[Any]:
+    """``values`` as ``astype(str).tolist()`` gives them (missing stays missing), with no pandas call when
+    they are strings already, as they are on the scoring path."""
+    if all(type(value) is str for value in values):
+        return values
+    return pd.Series(values, dtype=object).astype(str).tolist()
+
+
 def open_cases(session: Session, household_ids: Sequence[str]) -> pd.DataFrame:
     """The open alert (case) of each given household that has one.
 
     Returns:
         Frame indexed by household_id with columns ``alert_id`` and ``tier``.
     """
-    rows: list[tuple[str, int, str]] = []
-    for chunk in _chunks(list(household_ids)):
-        stmt = sa.select(Alert.household_id, Alert.id, Alert.tier).where(
-            Alert.household_id.in_(chunk), Alert.status.not_in(CLOSED_STATUSES)
-        )
-        rows.extend(session.execute(stmt).tuples())
-    frame = pd.DataFrame(rows, columns=["household_id", "alert_id", "tier"])
-    return frame.set_index("household_id")
+    connection = session.connection()
+    rows = [row for chunk in _chunks(list(household_ids))
+            for row in connection.execute(_OPEN_CASES, {"households": list(chunk)})]
+    households, alert_ids, tiers = ([list(column) for column in zip(*rows, strict=True)] if rows
+                                    else ([], [], []))
+    # Inferred dtypes, as the row-wise frame had them: str index, int64 and str; object when empty.
+    return pd.DataFrame({"alert_id": alert_ids, "tier": tiers},
+                        index=pd.Index(households, name="household_id"), dtype=None if rows else object)
 
 
 @dataclass(frozen=True)
@@ -63,11 +100,6 @@ class RunRecord:
     params: dict[str, Any]
     n_open_case: int = 0
     n_capped: int = 0
-
-
-def _table(mapped: type[Base]) -> sa.Table:
-    """The Core table of a mapped class (for statements that skip the ORM's per-object work)."""
-    return mapped.metadata.tables[mapped.__tablename__]
 
 
 def parameter_rows(columns: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -99,62 +131,53 @@ def save_run(
     Returns:
         The run id and the new alert ids indexed by household_id.
     """
-    # Core statements on the mapped tables: the ORM's unit of work adds milliseconds per call and no
-    # object is needed afterwards.
-    runs, alert_table = _table(ScoringRun), _table(Alert)
-    run_id = int(session.execute(sa.insert(runs).returning(runs.c.id), {
-        "as_of": run.as_of.date(), "source": run.source, "model_name": run.model_name,
+    connection = session.connection()
+    as_of = run.as_of.date()
+    typed = {"rank": np.int64, "triggered": bool, "risk": np.float64, "raw_score": np.float64,
+             "base_value": np.float64}
+    columns: dict[str, Any] = {
+        name: alerts.index.tolist() if name == "household_id"
+        else (alerts[name].to_numpy(typed[name]) if name in typed else alerts[name]).tolist()
+        for name in ALERT_COLUMNS
+    } if len(alerts) else {"household_id": [], "triggered": []}
+    run_id = int(connection.execute(_INSERT_RUN, {
+        "as_of": as_of, "source": run.source, "model_name": run.model_name,
         "model_version": run.model_version, "feature_version": run.feature_version,
         "started_at": run.started_at, "params": run.params, "n_scored": len(scores), "n_alerts": len(alerts),
-        "n_triggered": int(alerts["triggered"].sum()) if len(alerts) else 0,
-        "n_open_case": run.n_open_case, "n_capped": run.n_capped,
+        "n_triggered": sum(columns["triggered"]), "n_open_case": run.n_open_case, "n_capped": run.n_capped,
     }).scalar_one())
     if len(scores):
-        session.execute(sa.insert(_table(HouseholdScore)), parameter_rows({
+        connection.execute(_INSERT_SCORES, parameter_rows({
             "run_id": run_id,
-            "household_id": scores.index.astype(str).tolist(),
-            "village_code": scores["village_code"].astype(str).tolist(),
-            "risk": scores["risk"].astype(float).tolist(),
-            "tier": scores["tier"].astype(str).tolist(),
-            "rank": scores["rank"].astype(np.int64).tolist(),
+            "household_id": text_list(scores.index.tolist()),
+            "village_code": text_list(scores["village_code"].tolist()),
+            "risk": scores["risk"].to_numpy(np.float64).tolist(),
+            "tier": text_list(scores["tier"].tolist()),
+            "rank": scores["rank"].to_numpy(np.int64).tolist(),
         }, len(scores)))
-    alert_ids = pd.Series(dtype="int64", index=pd.Index([], name="household_id", dtype=object))
+    households = text_list(columns["household_id"])
+    ids: Sequence[int] = []
     if len(alerts):
-        superseded = alerts["supersedes"].dropna().astype(np.int64) if "supersedes" in alerts else pd.Series()
-        if len(superseded):
+        supersedes: list[Any] = (alerts["supersedes"].tolist() if "supersedes" in alerts
+                                 else [None] * len(alerts))
+        old_ids = [None if pd.isna(old) else int(old) for old in supersedes]
+        if any(old is not None for old in old_ids):
             # Close the old cases first: the partial unique index allows one open alert per household.
-            session.execute(
-                sa.update(Alert)
-                .where(Alert.id.in_([int(i) for i in superseded]), Alert.status.not_in(CLOSED_STATUSES))
-                .values(status="superseded", version=Alert.version + 1, updated_at=utcnow()),
-                execution_options={"synchronize_session": False},
-            )
+            connection.execute(_SUPERSEDE, {"old_ids": [old for old in old_ids if old is not None],
+                                            "at": utcnow()})
         now = utcnow()
-        typed = {"rank": np.int64, "triggered": bool, "risk": float, "raw_score": float, "base_value": float}
-        columns: dict[str, Any] = {
-            name: alerts.index.tolist() if name == "household_id"
-            else (alerts[name].astype(typed[name]) if name in typed else alerts[name]).tolist()
-            for name in ALERT_COLUMNS
-        }
         rows = parameter_rows({
-            **columns, "run_id": run_id, "as_of": run.as_of.date(), "model_name": run.model_name,
+            **columns, "run_id": run_id, "as_of": as_of, "model_name": run.model_name,
             "model_version": run.model_version, "status": "new", "version": 1, "created_at": now,
             "updated_at": now,
         }, len(alerts))
-        returning = sa.insert(alert_table).returning(alert_table.c.id, sort_by_parameter_order=True)
-        ids = session.execute(returning, rows).scalars().all()
-        households = pd.Index(alerts.index.astype(str), name="household_id")
-        alert_ids = pd.Series(ids, index=households, dtype="int64")
-        if len(superseded):
-            new_ids = alert_ids.reindex(superseded.index)
-            session.execute(
-                sa.update(alert_table).where(alert_table.c.id == sa.bindparam("old_id"))
-                .values(superseded_by=sa.bindparam("new_id")),
-                [{"old_id": int(old), "new_id": int(new)}
-                 for old, new in zip(superseded.to_numpy(), new_ids.to_numpy(), strict=True)],
-            )
-    finish = sa.update(runs).where(runs.c.id == sa.bindparam("run")).values(finished_at=sa.bindparam("at"))
-    session.execute(finish, {"run": run_id, "at": utcnow()})
+        ids = connection.execute(_INSERT_ALERTS, rows).scalars().all()
+        links = [{"old_id": old, "new_id": new}
+                 for old, new in zip(old_ids, ids, strict=True) if old is not None]
+        if links:
+            connection.execute(_LINK_SUPERSEDED, links)
+    connection.execute(_FINISH_RUN, {"run": run_id, "at": utcnow()})
+    alert_ids = pd.Series(np.array(ids, dtype=np.int64), index=pd.Index(households, name="household_id"))
     return run_id, alert_ids
 
 
@@ -223,12 +246,19 @@ def risk_history(session: Session, scope: Scope, household_id: str) -> list[dict
 def audit(session: Session, principal: Principal, action: str, *, outcome: str = "ok",
           household_id: str | None = None, alert_id: int | None = None, reason: str | None = None,
           request_path: str | None = None, detail: dict[str, Any] | None = None) -> None:
-    """Append one row to the audit log (in the caller's transaction)."""
-    session.add(AuditLog(
-        at=utcnow(), user_id=principal.user_id, user_name=principal.name, role=principal.role.value,
-        action=action, outcome=outcome, household_id=household_id, alert_id=alert_id,
-        reason=reason, request_path=request_path[:500] if request_path else None, detail=detail,
-    ))
+    """Append one row to the audit log, at once, in the caller's transaction.
+
+    A Core INSERT on the session's connection rather than an ORM object: flushing one object costs more
+    than the row, and every scoring call writes one. Objects already added to the session are flushed
+    first, so rows land in the order they were added, as they did when this row was an ORM object too.
+    """
+    session.flush()
+    session.connection().execute(_INSERT_AUDIT, {
+        "at": utcnow(), "user_id": principal.user_id, "user_name": principal.name,
+        "role": principal.role.value, "action": action, "outcome": outcome, "household_id": household_id,
+        "alert_id": alert_id, "reason": reason, "request_path": request_path[:500] if request_path else None,
+        "detail": detail,
+    })
 
 
 def latest_run(session: Session) -> ScoringRun | None:
