@@ -37,7 +37,8 @@ Nothing is recommended that the household already receives (ongoing dibao, 特�
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import repeat
 from types import SimpleNamespace
 from typing import Any
 
@@ -61,11 +62,22 @@ DAYS_PER_YEAR = 365.25
 
 
 def _take(values: pd.Series, rows: np.ndarray) -> Any:
-    """``values`` at positions ``rows`` without building a Series: numpy when numpy-backed, else an
-    extension array."""
+    """``values`` at positions ``rows`` without building a Series: numpy when numpy-backed or Python
+    strings, else an extension array."""
+    strings = _python_strings(values)
+    if strings is not None:
+        return strings[rows]
     if isinstance(values.dtype, np.dtype):
         return values.to_numpy()[rows]
     return values.array.take(rows)
+
+
+def _python_strings(values: pd.Series) -> np.ndarray | None:
+    """The object array behind text held as Python strings (a call's tables; missing as NA), without a
+    copy; None for other columns (Arrow-backed text is converted only at the rows it needs)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "python":
+        return np.asarray(values.array, dtype=object)
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,9 @@ class _Known:
     """The rows of one table that belong to the advised households and were known before T.
 
     On a one-household call the fixed cost of pandas objects dominates, so columns are read as numpy:
-    converted whole when the table holds only the advised households, else taken at the rows first.
+    numpy-backed columns and Python strings are indexed at the rows; other extension arrays (Arrow text,
+    nullable numbers) are converted whole when the table holds only the advised households, else taken
+    at the rows first.
     """
 
     frame: pd.DataFrame
@@ -83,87 +97,125 @@ class _Known:
     """Position of each row's household in the advised ids."""
     whole: bool
     """Every row of ``frame`` belongs to the advised households."""
+    read: dict[str, np.ndarray] = field(default_factory=dict)
+    """Dates and months already read at ``rows`` (those that decided what was known, among others)."""
 
-    def _numpy(self, column: str, dtype: Any = None, na_value: Any = no_default) -> np.ndarray:
-        values = self.frame[column]
+    def _numpy(self, values: pd.Series, dtype: Any = None, na_value: Any = no_default) -> np.ndarray:
+        """The column ``values`` of ``frame`` at the rows."""
+        if isinstance(values.dtype, np.dtype) and values.dtype != object:
+            # Numbers, dates, booleans: missing already is NaN or NaT, so converting the rows taken is
+            # the same as converting the column.
+            taken = np.asarray(values.array)[self.rows]
+            return taken if dtype is None else taken.astype(dtype, copy=False)
+        strings = _python_strings(values)
+        if strings is not None and dtype is object:
+            taken = strings[self.rows]
+            if na_value is not no_default:
+                taken[pd.isna(taken)] = na_value
+            return taken
         if self.whole:
             return values.to_numpy(dtype, na_value=na_value)[self.rows]
         return values.array.take(self.rows).to_numpy(dtype, na_value=na_value)
 
     def text(self, column: str) -> np.ndarray:
         """Text to compare with (object array, missing -> None)."""
-        return self._numpy(column, object, None)
+        return self._numpy(self.frame[column], object, None)
 
     def labels(self, column: str) -> np.ndarray:
         """``astype(str)`` of the column (object array, missing -> NaN): ids as other tables give them."""
-        if isinstance(self.frame[column].dtype, pd.StringDtype):
-            return self._numpy(column, object, np.nan)
-        return pd.Series(self._numpy(column, object), copy=False).astype(str).to_numpy(dtype=object)
+        values = self.frame[column]
+        if isinstance(values.dtype, pd.StringDtype):
+            return self._numpy(values, object, np.nan)
+        return pd.Series(self._numpy(values, object), copy=False).astype(str).to_numpy(dtype=object)
 
     def numbers(self, column: str) -> np.ndarray:
         """Numbers as float64 (missing or not a number -> NaN)."""
-        if pd.api.types.is_numeric_dtype(self.frame[column].dtype):
-            return self._numpy(column, np.float64, np.nan)
-        values = pd.to_numeric(pd.Series(self._numpy(column, object), copy=False), errors="coerce")
-        return values.to_numpy(np.float64, na_value=np.nan)
+        values = self.frame[column]
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            return self._numpy(values, np.float64, np.nan)
+        numbers = pd.to_numeric(pd.Series(self._numpy(values, object), copy=False), errors="coerce")
+        return numbers.to_numpy(np.float64, na_value=np.nan)
 
     def dates(self, column: str) -> np.ndarray:
         """Dates as datetime64[ns] (missing -> NaT)."""
-        return self._numpy(column, "datetime64[ns]")
+        if column not in self.read:
+            self.read[column] = self._numpy(self.frame[column], "datetime64[ns]")
+        return self.read[column]
 
     def flags(self, column: str, *, missing: bool | None) -> np.ndarray:
         """Booleans; ``missing`` replaces missing values first (None: ``astype(bool)`` as it is)."""
-        if self.frame[column].dtype == bool:
-            return self._numpy(column)
-        series = pd.Series(self._numpy(column, object), copy=False)
+        values = self.frame[column]
+        if values.dtype == bool:
+            return self._numpy(values)
+        series = pd.Series(self._numpy(values, object), copy=False)
         return (series if missing is None else series.fillna(missing)).astype(bool).to_numpy()
 
     def months(self, column: str) -> np.ndarray:
         """``YYYY-MM`` months as month indexes."""
         from features.snapshot import month_index
 
-        values = self.frame[column]
-        if self.whole:
-            return month_index(values)[self.rows]
-        return month_index(pd.Series(values.array.take(self.rows), copy=False))
+        if column not in self.read:
+            values = self.frame[column]
+            self.read[column] = (month_index(values)[self.rows] if self.whole
+                                 else month_index(pd.Series(values.array.take(self.rows), copy=False)))
+        return self.read[column]
 
-    def where(self, mask: np.ndarray) -> _Known:
-        """These rows where ``mask`` holds (read by taking them, however few)."""
-        return _Known(frame=self.frame, rows=self.rows[mask], household=self.household[mask], whole=False)
+    def where(self, mask: np.ndarray, *, whole: bool = False) -> _Known:
+        """These rows where ``mask`` holds (read by taking them, however few, unless ``whole``)."""
+        return _Known(frame=self.frame, rows=self.rows[mask], household=self.household[mask], whole=whole,
+                      read={name: values[mask] for name, values in self.read.items()})
 
 
-def _known_rows(world: World, name: str, ids: pd.Index, as_of: pd.Timestamp) -> _Known | None:
+def _positions(values: pd.Series, ids: pd.Index, position: dict[str, int]) -> np.ndarray:
+    """``features.snapshot.positions_in`` of the household ids ``values`` in ``ids``; Python strings (a
+    call's tables) are looked up in ``position`` (id -> position in ``ids``) one by one, which costs
+    less than converting them to Arrow for Arrow's look-up."""
+    from features.snapshot import positions_in
+
+    strings = _python_strings(values)
+    if strings is None:
+        return positions_in(values, ids)
+    return np.fromiter(map(position.get, strings.tolist(), repeat(-1)), dtype=np.int64, count=len(strings))
+
+
+def _known_rows(world: World, name: str, ids: pd.Index, position: dict[str, int], as_of: pd.Timestamp
+                ) -> _Known | None:
     """The rows of table ``name`` that belong to the households ``ids`` and were known before ``as_of``
     (the rule of ``known_before``, ``features.snapshot.known_mask``); None when there are none.
 
-    One positions look-up instead of a string ``isin`` over the table; when the table holds other
-    households too, the cut reads the selected rows only (of its date columns).
+    One positions look-up instead of a string ``isin`` over the table; the cut reads the date and month
+    columns at the selected rows only, and keeps them for the rules (see ``_Known.read``).
     """
-    from features.snapshot import known_mask, positions_in
+    from features.snapshot import Columns, known_mask
 
     frame = world.get(name)
     if frame is None or not len(frame):
         return None
     table = TABLES[name]
-    household = positions_in(frame["household_id"], ids)
-    mine = household >= 0
-    whole = bool(mine.all())
-    if whole:
-        rows = np.flatnonzero(known_mask(table, frame, as_of))
-    else:
-        rows = np.flatnonzero(mine)
-        timing = {c.name: _take(frame[c.name], rows) for c in table.columns
-                  if c.dtype in ("date", "month") and c.name in frame}
-        rows = rows[known_mask(table, pd.DataFrame(timing, copy=False), as_of)]
-    if not len(rows):
+    household = _positions(frame["household_id"], ids, position)
+    whole = bool((household >= 0).all())
+    rows = np.arange(len(frame)) if whole else np.flatnonzero(household >= 0)
+    mine = _Known(frame=frame, rows=rows, household=household[rows], whole=whole)
+    timing = {c.name: mine.months(c.name) if c.dtype == "month" else mine.dates(c.name)
+              for c in table.columns if c.dtype in ("date", "month") and c.name in frame}
+    keep = known_mask(table, Columns(timing, len(rows)), as_of)
+    if not keep.any():
         return None
-    return _Known(frame=frame, rows=rows, household=household[rows], whole=whole)
+    return mine.where(keep, whole=whole)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """A feature as float64 (missing -> NaN)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype != object:
+        return np.asarray(values.array, dtype=np.float64)
+    return values.to_numpy(np.float64, na_value=np.nan)
 
 
 def _isin(values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """``values`` (object array) found in ``candidates``, missing matching missing as ``pd.Series.isin``."""
-    codes, _ = pd.factorize(np.concatenate([values, candidates]), use_na_sentinel=False)
-    return np.isin(codes[:len(values)], codes[len(values):])
+    """``values`` found in ``candidates`` (object arrays of :meth:`_Known.labels`: missing is the one NaN
+    object, so that missing matches missing as in ``pd.Series.isin``)."""
+    found = set(candidates.tolist())
+    return np.fromiter((value in found for value in values.tolist()), dtype=bool, count=len(values))
 
 
 def _year_before(as_of: pd.Timestamp) -> np.datetime64:
@@ -183,14 +235,14 @@ def _regional_rules(villages: Any, policy: PolicyConfig) -> tuple[np.ndarray, li
     return np.where(codes < 0, len(regions), codes), rules
 
 
-def _persons(world: World, ids: pd.Index, as_of: pd.Timestamp, *, rule: np.ndarray,
+def _persons(world: World, ids: pd.Index, position: dict[str, int], as_of: pd.Timestamp, *, rule: np.ndarray,
              grades: list[tuple[int, ...]], minor_age: np.ndarray, year_ago: np.datetime64) -> dict[str, Any]:
     """Per household: whether a member aged 18+ can work (supports the family), the students, and the
     members 特困 could support (no labour capacity, or minors) and those who could be enrolled alone
     (seriously ill or severely disabled)."""
     n = len(ids)
     out: dict[str, Any] = {"supported": np.zeros(n, dtype=bool), "students": np.zeros(n, dtype=np.int64)}
-    members = _known_rows(world, "members", ids, as_of)
+    members = _known_rows(world, "members", ids, position, as_of)
     if members is None:
         for kind in ("tekun", "single"):
             out[f"{kind}_persons"] = np.full(n, np.nan, dtype=object)
@@ -207,9 +259,9 @@ def _persons(world: World, ids: pd.Index, as_of: pd.Timestamp, *, rule: np.ndarr
     single = np.zeros(len(h), dtype=bool)
     for k, allowed in enumerate(distinct):
         here = grade_set == k
-        single[here] = np.isin(grade[here], allowed)
+        single[here] = (grade[here, None] == np.array(allowed, dtype=grade.dtype)).any(axis=1)
     person = members.labels("person_id")
-    claims = _known_rows(world, "medical_claims", ids, as_of)
+    claims = _known_rows(world, "medical_claims", ids, position, as_of)
     if claims is not None:
         serious = claims.flags("serious_illness", missing=None) & (claims.dates("discharge_date") >= year_ago)
         if serious.any():
@@ -240,15 +292,16 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
             ) -> tuple[pd.Index, dict[str, Any]]:
     """The advised ids and the figures every rule reads, one array entry per id (see
     :func:`household_facts`)."""
-    from features.snapshot import positions_in, timestamp_month
+    from features.snapshot import timestamp_month
 
     as_of = pd.Timestamp(as_of)
-    ids = pd.Index(features.index.astype(str), name="household_id")
-    if not ids.is_unique:
-        raise ValueError(f"households given twice: {list(ids[ids.duplicated()][:5])}")
+    ids = features.index.astype(str).rename("household_id")
     n = len(ids)
+    position = dict(zip(ids.tolist(), range(n), strict=True))
+    if len(position) < n:
+        raise ValueError(f"households given twice: {list(ids[ids.duplicated()][:5])}")
     homes = world["households"]
-    found = positions_in(homes["household_id"], ids)
+    found = _positions(homes["household_id"], ids, position)
     home = np.full(n, -1, dtype=np.int64)
     hit = np.flatnonzero(found >= 0)
     home[found[hit]] = hit
@@ -259,16 +312,16 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
 
     # From the features themselves (the same standard in force and the same 3-month income window):
     # per-capita monthly income = income_to_dibao_standard x dibao_standard.
-    std = features["dibao_standard"].to_numpy(np.float64)
-    pc_income = features["income_to_dibao_standard"].to_numpy(np.float64) * std
+    std = _floats(features["dibao_standard"])
+    pc_income = _floats(features["income_to_dibao_standard"]) * std
     # The household's latest known complete income month L, from the staleness feature.
-    last = timestamp_month(as_of) - 1 - features["income_staleness_months"].to_numpy(np.float64)
+    last = timestamp_month(as_of) - 1 - _floats(features["income_staleness_months"])
 
     # Working members: distinct people with wage income in months L-2..L (the window of the income
     # features; wages of the partly recorded months after L are not in the income either); person ids come
     # from the contract-form records.
     working = np.zeros(n)
-    income = _known_rows(world, "income", ids, as_of)
+    income = _known_rows(world, "income", ids, position, as_of)
     if income is not None:
         # Numbers first, text for the few rows left (in batch, text to Python objects is the cost).
         month, last_known = income.months("month"), last[income.household]
@@ -287,19 +340,19 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
     for i, allowed in enumerate(grades):
         grade_sets[i] = allowed
     columns: dict[str, Any] = {
-        "members": features["household_size"].to_numpy(np.float64),
+        "members": _floats(features["household_size"]),
         "dibao_standard": std,
         "pc_income": pc_income,
         "working": working,
         **{f: policy_table[rule, j] for j, f in enumerate(_POLICY_FIELDS)},
         "serious_grades": grade_sets[rule],
     }
-    columns.update(_persons(world, ids, as_of, rule=rule, grades=grades, minor_age=columns["tekun_minor_age"],
-                            year_ago=year_ago))
+    columns.update(_persons(world, ids, position, as_of, rule=rule, grades=grades,
+                            minor_age=columns["tekun_minor_age"], year_ago=year_ago))
 
     for held in _HELD:
         columns[f"on_{held}"] = np.zeros(n, dtype=bool)
-    aid = _known_rows(world, "assistance", ids, as_of)
+    aid = _known_rows(world, "assistance", ids, position, as_of)
     if aid is not None:
         end = aid.dates("end_date")
         ongoing = np.isnat(end) | (end >= as_of.to_datetime64())
@@ -308,7 +361,7 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
             columns[f"on_{held}"][aid.household[ongoing & (programme == held)]] = True
 
     columns["deposits"] = np.full(n, np.nan)
-    assets = _known_rows(world, "assets", ids, as_of)
+    assets = _known_rows(world, "assets", ids, position, as_of)
     if assets is not None:
         # The latest report of each household (the later row among reports of the same day); known rows
         # all have a date.
@@ -318,7 +371,7 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
         columns["deposits"][h[latest]] = assets.numbers("deposits")[latest]
 
     damage = np.zeros(n, dtype=np.int64)
-    losses = _known_rows(world, "disaster_losses", ids, as_of)
+    losses = _known_rows(world, "disaster_losses", ids, position, as_of)
     if losses is not None:
         recent = losses.dates("assessed_date") >= year_ago
         kind = losses.text("housing_damage")
@@ -329,8 +382,7 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
     columns["housing_damage"] = np.array(list(_DAMAGE), dtype=object)[damage]
 
     for name in _FEATURES:
-        columns[name] = (features[name].to_numpy(np.float64, na_value=np.nan) if name in features
-                         else np.full(n, np.nan))
+        columns[name] = _floats(features[name]) if name in features else np.full(n, np.nan)
     return ids, columns
 
 
@@ -387,7 +439,7 @@ def _derive(c: dict[str, Any]) -> dict[str, Any]:
     c["disaster_hit"] = ~np.isnan(loss) & (loss >= c["disaster_loss_trigger"])
     c["jobless"] = ~np.isnan(jobs) & (jobs > 0)
     share = np.asarray(c["medical_oop_share_12m"], dtype=np.float64)
-    ill = np.nan_to_num(np.asarray(c["serious_illness"], dtype=np.float64)) > 0
+    ill = np.asarray(c["serious_illness"], dtype=np.float64) > 0  # NaN compares false: as 0
     c["serious"] = ill
 
     c["tekun"] = tekun
@@ -395,10 +447,11 @@ def _derive(c: dict[str, Any]) -> dict[str, Any]:
     c["single_person"] = ~below_std & below_edge & (c["n_single"] > 0) & ~on_dibao & ~on_tekun
     c["edge"] = ~below_std & below_edge & assets_ok & ~on_dibao & ~on_tekun & ~on_edge
     c["temporary"] = c["disaster_hit"] | c["jobless"]
-    c["medical"] = (np.nan_to_num(np.asarray(c["medical_oop_12m"], dtype=np.float64)) > 0) & (
+    c["medical"] = (np.asarray(c["medical_oop_12m"], dtype=np.float64) > 0) & (
         ill | (share > c["medical_assistance_share"]))
     c["education"] = (c["students"] > 0) & (below_edge | on_dibao | on_tekun | on_edge)
-    c["housing"] = np.isin(np.asarray(c["housing_damage"], dtype=object), ("severe", "collapsed"))
+    damage = np.asarray(c["housing_damage"], dtype=object)
+    c["housing"] = (damage == "severe") | (damage == "collapsed")
     return c
 
 
