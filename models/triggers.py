@@ -38,6 +38,8 @@ month, so counting it would lift whole regions up the list without telling house
 
 from __future__ import annotations
 
+import functools
+import operator
 import string
 from dataclasses import dataclass
 from typing import Literal
@@ -192,48 +194,67 @@ def trigger_features() -> list[str]:
     return list(dict.fromkeys(name for t in TRIGGERS for name in t.features()))
 
 
-def _thresholds(
-    condition: Condition, rules_by_row: pd.DataFrame | None, defaults: PolicyRules
+_POLICY_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TRIGGERS for f in t.policy_fields()))
+"""The PolicyRules fields the triggers' thresholds name."""
+
+
+@functools.cache
+def _result_columns() -> pd.Index:
+    return pd.Index([*TRIGGER_NAMES, "n_fired", "severity"])
+
+
+def _rules_by_row(features: pd.DataFrame, policy: PolicyConfig) -> dict[str, np.ndarray] | None:
+    """The policy fields per row, from each row's county (None when no county column or no overrides)."""
+    if "county_code" not in features or not policy.overrides:
+        return None
+    county = features["county_code"].astype("string").fillna("").to_numpy(dtype=object)
+    at, counties = pd.factorize(county)
+    rules = [policy.for_region(code) for code in counties]
+    return {field: np.array([getattr(r, field) for r in rules], dtype=np.float64)[at]
+            for field in _POLICY_FIELDS}
+
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def _threshold(
+    condition: Condition, rules_by_row: dict[str, np.ndarray] | None, defaults: PolicyRules
 ) -> np.ndarray | np.float64:
     if not isinstance(condition.threshold, str):
         return np.float64(condition.threshold)
     if rules_by_row is None:
         return np.float64(getattr(defaults, condition.threshold))
-    return rules_by_row[condition.threshold].to_numpy(dtype=np.float64)
+    return rules_by_row[condition.threshold]
 
 
-def _rules_by_row(features: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame | None:
-    """The policy fields per row, from each row's county (None when no county column or no overrides)."""
-    if "county_code" not in features or not policy.overrides:
-        return None
-    county = features["county_code"].astype("string").fillna("")
-    fields = [f for f in PolicyRules.model_fields if f != "serious_disability_grades"]
-    table = pd.DataFrame(
-        [{f: getattr(policy.for_region(code), f) for f in fields} for code in county.unique()],
-        index=county.unique(),
-    )
-    return table.reindex(county.to_numpy()).reset_index(drop=True)
+def _holds(
+    condition: Condition, columns: dict[str, np.ndarray], rules_by_row: dict[str, np.ndarray] | None,
+    defaults: PolicyRules,
+) -> np.ndarray:
+    """Rows where ``condition`` and its own gate hold (a missing value compares False: it never holds)."""
+    x, t = columns[condition.feature], _threshold(condition, rules_by_row, defaults)
+    hit = _COMPARE[condition.op](x, t)
+    for gate in condition.when:
+        hit &= _holds(gate, columns, rules_by_row, defaults)
+    return hit
 
 
-def _holds(condition: Condition, features: pd.DataFrame, rules_by_row: pd.DataFrame | None,
-           defaults: PolicyRules) -> tuple[np.ndarray, np.ndarray]:
-    """Rows where ``condition`` and its own gate hold, and the condition's severity (see the module doc)."""
-    x = features[condition.feature].to_numpy(dtype=np.float64, na_value=np.nan)
-    t = _thresholds(condition, rules_by_row, defaults)
+def _severity(
+    condition: Condition, columns: dict[str, np.ndarray], rules_by_row: dict[str, np.ndarray] | None,
+    defaults: PolicyRules,
+) -> np.ndarray:
+    """The condition's severity per row, in [0, 1] (see the module doc; 0 where it cannot be computed)."""
+    x, t = columns[condition.feature], _threshold(condition, rules_by_row, defaults)
     with np.errstate(invalid="ignore", divide="ignore"):
         if condition.op in ("<", "<="):
-            hit = x < t if condition.op == "<" else x <= t
             level = np.where(t > 0, (t - x) / t, 1.0)
         elif condition.op in (">", ">="):
-            hit = x > t if condition.op == ">" else x >= t
             level = np.where(t > 0, 1.0 - t / x, x / (1.0 + x))
         else:
-            hit = x == t
-            level = np.ones(len(x))
-    hit = hit & ~np.isnan(x)
-    for gate in condition.when:
-        hit &= _holds(gate, features, rules_by_row, defaults)[0]
-    return hit, np.clip(np.nan_to_num(level, nan=0.0), 0.0, 1.0)
+            return np.ones(len(x))
+    level = np.clip(level, 0.0, 1.0)  # +-inf to the bounds; NaN stays, then counts 0
+    level[np.isnan(level)] = 0.0
+    return level
 
 
 def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None) -> pd.DataFrame:
@@ -252,30 +273,37 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
         KeyError: a feature a trigger needs is missing from ``features``.
     """
     policy = policy or load_policy()
-    missing = [name for name in trigger_features() if name not in features]
+    names = trigger_features()
+    missing = [name for name in names if name not in features]
     if missing:
         raise KeyError(f"evaluate_triggers: feature column(s) missing: {', '.join(missing)}")
+    # Each column read once, as numpy: a pandas column lookup costs more than a condition on one row.
+    columns = {name: features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
     rules_by_row = _rules_by_row(features, policy)
-    out: dict[str, np.ndarray] = {}  # one frame at the end: inserting columns one by one costs more
+    out: list[np.ndarray] = []
     severity_sum = np.zeros(len(features))
     n_fired = np.zeros(len(features), dtype=np.int64)
     for trigger in TRIGGERS:
         fired = np.zeros(len(features), dtype=bool)
         severity = np.zeros(len(features))
         for condition in trigger.conditions:
-            hit, level = _holds(condition, features, rules_by_row, policy.defaults)
-            severity = np.where(hit, np.maximum(severity, level), severity)
-            fired |= hit
+            hit = _holds(condition, columns, rules_by_row, policy.defaults)
+            if hit.any():  # a severity only where the condition fired
+                level = _severity(condition, columns, rules_by_row, policy.defaults)
+                severity = np.where(hit, np.maximum(severity, level), severity)
+                fired |= hit
         for gate in trigger.requires:
-            fired &= _holds(gate, features, rules_by_row, policy.defaults)[0]
-        severity = np.where(fired, severity, 0.0)
-        out[trigger.name] = fired
+            fired &= _holds(gate, columns, rules_by_row, policy.defaults)
+        out.append(fired)
         if trigger.ranks:
             n_fired += fired
-            severity_sum += severity
-    out["n_fired"] = n_fired
+            severity_sum += np.where(fired, severity, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_severity = np.where(n_fired > 0, severity_sum / np.maximum(n_fired, 1), 0.0)
     # Keep the severity term below 1 so that k+1 fired triggers always outrank k.
-    out["severity"] = np.minimum(mean_severity, np.nextafter(1.0, 0.0))
-    return pd.DataFrame(out, index=features.index)
+    out += [n_fired, np.minimum(mean_severity, np.nextafter(1.0, 0.0))]
+    # One frame at the end, from numbered columns named afterwards: inferring the names' dtype (pandas'
+    # Arrow strings) again would cost more than the rules for one row.
+    frame = pd.DataFrame(dict(enumerate(out)), index=features.index)
+    frame.columns = _result_columns().copy()  # a copy: a caller may rename it
+    return frame

@@ -13,6 +13,7 @@ Explaining costs about 100x scoring, so callers explain only the rows a person w
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,6 +87,35 @@ def _statable(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
             np.array([n in REGISTRY and REGISTRY[n].missing_is_gap for n in names], dtype=bool))
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """How a model's features fall into registry groups.
+
+    Attributes:
+        order: the groups, in the order of their first feature.
+        labels: the same, as the groups frame's columns.
+        columns: per group, the positions of its features.
+        statable, gap: per feature, see :func:`_statable`.
+    """
+
+    order: list[str]
+    labels: pd.Index
+    columns: list[np.ndarray]
+    statable: np.ndarray
+    gap: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(names: tuple[str, ...]) -> _Layout:
+    """The layout of a feature list, worked out once (the registry is declared once, at import): for one
+    row, these lookups and the groups' labels cost as much as the explanation."""
+    group_of = np.asarray(_groups_of(list(names)), dtype=object)
+    order = list(dict.fromkeys(group_of))
+    statable, gap = _statable(list(names))
+    return _Layout(order=order, labels=pd.Index(order), statable=statable, gap=gap,
+                   columns=[np.flatnonzero(group_of == group) for group in order])
+
+
 def _value(value: Any) -> Any:
     """A feature value as plain JSON (None when missing)."""
     if value is None or value is pd.NA:
@@ -118,8 +148,8 @@ def explain(
     else:  # LightGBM cannot predict zero rows
         table, columns = np.zeros((0, len(names) + 1)), pd.Index(names)
     values, base = table[:, :-1], table[:, -1]
-    group_of = np.asarray(_groups_of(names), dtype=object)
-    statable, gap = _statable(names)
+    layout = _layout(tuple(names))
+    statable, gap, order = layout.statable, layout.gap, layout.order
     if n:
         # A missing value is stated only where missing means a missing record ("check at the visit"),
         # not where it means "never happened" (months since a job loss there never was).
@@ -129,13 +159,11 @@ def explain(
         can_state = statable[None, :] & (gap[None, :] | ~missing)
     else:
         can_state = np.zeros((0, len(names)), dtype=bool)
-    order = list(dict.fromkeys(group_of))
     group_sums = np.zeros((n, len(order)))
     best_feature = np.zeros((n, len(order)), dtype=np.int64)
-    for g, group in enumerate(order):
+    for g, cols in enumerate(layout.columns):
         # One pass per group (a handful), never per row: the group's total and its strongest feature
         # that may be stated as a reason (never where a household lives or its registration).
-        cols = np.flatnonzero(group_of == group)
         block = values[:, cols]
         group_sums[:, g] = block.sum(axis=1)
         best_feature[:, g] = cols[np.argmax(np.where(can_state[:, cols], block, -np.inf), axis=1)] if n else 0
@@ -143,11 +171,11 @@ def explain(
     taken = np.take_along_axis(group_sums, ranked, axis=1)
     # Feature values are read cell by cell for the reasons only (at most `top` per row): selecting the
     # model's columns out of X costs more than explaining one row.
-    position = np.arange(len(names)) if list(X.columns) == names else X.columns.get_indexer(names)
+    position = np.arange(len(names)) if X.columns.tolist() == names else X.columns.get_indexer(names)
     if n and (position < 0).any():
         absent = [name for name, at in zip(names, position, strict=True) if at < 0]
         raise KeyError(f"explain: input lacks feature column(s): {', '.join(absent)}")
-    reasons: list[list[dict[str, Any]]] = []
+    reasons = np.empty(n, dtype=object)  # of lists: made as a Series, a list of lists costs more
     for i in range(n):  # formatting only: at most `top` sentences per explained (alerted) row
         row: list[dict[str, Any]] = []
         for g, total in zip(ranked[i].tolist(), taken[i].tolist(), strict=True):
@@ -163,12 +191,12 @@ def explain(
                 "feature_contribution": round(float(values[i, j]), 6),
                 "zh": reason_text(name, value, "zh"), "en": reason_text(name, value, "en"),
             })
-        reasons.append(row)
+        reasons[i] = row
     index = X.index
     return Explanations(
         base_value=pd.Series(base, index=index, name="base_value"),
         raw_score=pd.Series(base + values.sum(axis=1), index=index, name="raw_score"),
         contributions=pd.DataFrame(values, index=index, columns=columns),
-        groups=pd.DataFrame(group_sums, index=index, columns=order),
-        reasons=pd.Series(reasons, index=index, dtype=object, name="reasons"),
+        groups=pd.DataFrame(group_sums, index=index, columns=layout.labels.copy()),  # a caller may rename it
+        reasons=pd.Series(reasons, index=index, dtype=object, name="reasons", copy=False),
     )

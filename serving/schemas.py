@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from doudi.contract import TABLES, Column, Table
 from doudi.io import World
+from doudi.memo import TableMemo
 from serving.errors import InvalidInput
 
 MAX_HOUSEHOLDS = 1000
@@ -95,26 +98,35 @@ Arrow (for the few rows of a call, each Arrow-backed operation costs 5-10x more;
 behave the same). An instance: resolving the name "string" costs ~0.1 ms."""
 _BOOLEAN = pd.BooleanDtype()
 _INT = pd.Int64Dtype()
+_NAT = np.iinfo(np.int64).min
+"""NaT as a day number."""
+_EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
-def _typed_column(column: Column, values: list[Any]) -> Any:
+def _extension(values: Sequence[Any], dtype: pd.api.extensions.ExtensionDtype) -> Any:
+    """``pd.array(values, dtype=dtype)`` without its input checks (~10 us a column; the values are parsed)."""
+    return dtype.construct_array_type()._from_sequence(values, dtype=dtype)
+
+
+def _typed_column(column: Column, values: Sequence[Any]) -> Any:
     """Validated Python values as the column's contract dtype (as ``doudi.validate.load_world`` types it).
 
     Built directly rather than through ``doudi.io.typed_table``: the values are already parsed, and
     re-parsing them costs more than the whole model call for one household.
     """
     if column.dtype in ("str", "month"):
-        return pd.array(values, dtype=_STRING)
+        return _extension(values, _STRING)
     if column.dtype == "date":
-        return np.array([np.datetime64("NaT") if v is None else np.datetime64(v, "D") for v in values],
-                        dtype="datetime64[ns]")
+        # Day numbers from the dates' ordinals: a numpy datetime64 made per value costs ~20x more.
+        days = np.array([_NAT if v is None else v.toordinal() - _EPOCH for v in values], dtype=np.int64)
+        return days.view("datetime64[D]").astype("datetime64[ns]")
     if column.dtype == "float":
         return np.array(values, dtype=np.float64)  # None becomes NaN
     # As doudi.io.finalize_dtypes does: plain numpy where the column cannot be (and is not) missing.
     plain = not column.nullable and None not in values
     if column.dtype == "int":
-        return np.array(values, dtype=np.int64) if plain else pd.array(values, dtype=_INT)
-    return np.array(values, dtype=bool) if plain else pd.array(values, dtype=_BOOLEAN)
+        return np.array(values, dtype=np.int64) if plain else _extension(values, _INT)
+    return np.array(values, dtype=bool) if plain else _extension(values, _BOOLEAN)
 
 
 def _columns(table: Table) -> list[Column]:
@@ -128,13 +140,24 @@ def _empty(name: str) -> pd.DataFrame:
     return pd.DataFrame({c.name: _typed_column(c, []) for c in _columns(table)}, index=pd.RangeIndex(0))
 
 
-def _frame(table: Table, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    if not rows:  # most tables of a single household: typed once, handed out as a (copy-on-write) copy
-        return _empty(table.name).copy(deep=False)
-    return pd.DataFrame(
-        {c.name: _typed_column(c, [row.get(c.name) for row in rows]) for c in _columns(table)},
-        index=pd.RangeIndex(len(rows)),
-    )
+def _values(table: Table, rows: list[dict[str, Any]]) -> dict[str, Sequence[Any]]:
+    """The rows' values column by column (all of the table's columns: every row model declares them)."""
+    names = table.column_names
+    if not rows:
+        return {name: () for name in names}
+    return dict(zip(names, zip(*map(operator.itemgetter(*names), rows), strict=True), strict=True))
+
+
+def _frame(name: str, arrays: dict[str, Any] | None) -> pd.DataFrame:
+    """A request table from its typed columns (None: the call sent none of its rows)."""
+    if arrays is None:  # most tables of one household: typed once, handed out as a (lazy) copy
+        return _empty(name).copy(deep=False)
+    length = len(next(iter(arrays.values())))
+    # The arrays are this call's own (no copy), numbered, then named: inferring the names' dtype (pandas'
+    # Arrow strings) again would cost about a third of making the frame.
+    frame = pd.DataFrame(dict(enumerate(arrays.values())), index=pd.RangeIndex(length), copy=False)
+    frame.columns = _empty(name).columns.copy()  # a copy: a caller may rename it
+    return frame
 
 
 @dataclass
@@ -179,57 +202,75 @@ def request_world(
     items: list[Any] = request.households  # type: ignore[attr-defined]
     problems: list[dict[str, Any]] = []
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-    origins: dict[str, list[tuple[int, int]]] = {name: [] for name in TABLES}
+    owners: dict[str, list[str]] = {name: [] for name in HOUSEHOLD_TABLES}  # household of each record's item
+    items_at: dict[str, list[int]] = {name: [] for name in TABLES}  # origins, column by column
+    index_at: dict[str, list[int]] = {name: [] for name in TABLES}
     for h, item in enumerate(items):
         household = item.household.__dict__
         rows["households"].append(household)
-        origins["households"].append((h, 0))
+        items_at["households"].append(h)
+        index_at["households"].append(0)
         household_id = household["household_id"]
         for name in HOUSEHOLD_TABLES:
-            for i, record in enumerate(getattr(item, name)):
-                values = record.__dict__
-                if values["household_id"] is None:
-                    values = {**values, "household_id": household_id}
-                elif values["household_id"] != household_id:
-                    problems.append(_problem(name, (h, i), "household_id", "household_mismatch",
-                                             "the record names another household than its item"))
-                rows[name].append(values)
-                origins[name].append((h, i))
-    world: World = {}
-    held: set[str] = set()  # region tables taken from the server's reference rather than the call
+            records = [record.__dict__ for record in getattr(item, name)]
+            if not records:
+                continue
+            if not {values["household_id"] for values in records} <= {None, household_id}:
+                for i, values in enumerate(records):
+                    if values["household_id"] is not None and values["household_id"] != household_id:
+                        problems.append(_problem(name, (h, i), "household_id", "household_mismatch",
+                                                 "the record names another household than its item"))
+            rows[name] += records
+            owners[name] += [household_id] * len(records)
+            items_at[name] += [h] * len(records)
+            index_at[name] += range(len(records))
+    # Typed column by column before any check (a value numpy cannot hold fails here, as it always did).
+    columns: dict[str, dict[str, Sequence[Any]]] = {}
+    arrays: dict[str, dict[str, Any]] = {}
+    held: World = {}  # region tables taken from the server's reference rather than the call
     for name, table in TABLES.items():
         if name in REFERENCE_TABLES:
             sent = getattr(request, name, None)
             if sent is None and reference is not None and name in reference:
-                world[name] = reference[name]
-                held.add(name)
+                held[name] = reference[name]
                 continue
             rows[name] = [record.__dict__ for record in sent or []]
-            origins[name] = [(-1, i) for i in range(len(rows[name]))]
-        world[name] = _frame(table, rows[name])
-    where = {name: np.array(o, dtype=np.int64).reshape(-1, 2) for name, o in origins.items()}
+            items_at[name] = [-1] * len(rows[name])
+            index_at[name] = list(range(len(rows[name])))
+        columns[name] = _values(table, rows[name])
+        if name in HOUSEHOLD_TABLES:  # a household_id left out is the item's
+            columns[name]["household_id"] = [
+                owner if value is None else value
+                for value, owner in zip(columns[name]["household_id"], owners[name], strict=True)
+            ]
+        if rows[name]:
+            arrays[name] = {c.name: _typed_column(c, columns[name][c.name]) for c in _columns(table)}
+    where = {name: np.array((items_at[name], index_at[name]), dtype=np.int64).T.copy() for name in TABLES}
 
-    # Keys and references over the parsed rows (already Python objects: cheaper than pandas for a call).
+    # Keys and references over the parsed values (already Python objects: cheaper than pandas for a call).
     for name, table in TABLES.items():
-        submitted = rows[name] if name not in REFERENCE_TABLES or where[name].size else []
-        seen: set[tuple[Any, ...]] = set()
-        for pos, row in enumerate(submitted):
-            key = tuple(row.get(c) for c in table.primary_key)
-            if key in seen:
-                problems.append(_problem(name, tuple(where[name][pos]), ",".join(table.primary_key),
-                                         "duplicate_key",
-                                         "a record with the same key appears earlier in the call"))
-            seen.add(key)
+        if name in held or not rows[name]:
+            continue
+        submitted = columns[name]
+        keys = list(zip(*(submitted[c] for c in table.primary_key), strict=True))
+        if len(set(keys)) < len(keys):
+            seen: set[tuple[Any, ...]] = set()
+            for pos, key in enumerate(keys):
+                if key in seen:
+                    problems.append(_problem(name, tuple(where[name][pos]), ",".join(table.primary_key),
+                                             "duplicate_key",
+                                             "a record with the same key appears earlier in the call"))
+                seen.add(key)
         for fk in table.foreign_keys:
-            if fk.prefix is not None or fk.area or not submitted:  # area codes: `doudi validate` checks them
+            if fk.prefix is not None or fk.area:  # area codes: `doudi validate` checks them
                 continue
-            values = [row.get(fk.column) for row in submitted]
-            wanted = {str(v) for v in values if v is not None}
             if fk.ref_table in held:
-                known = _present(world[fk.ref_table][fk.ref_column], wanted)
+                known = _present(held[fk.ref_table], fk.ref_column)
             else:
-                keys = (r.get(fk.ref_column) for r in rows[fk.ref_table])
-                known = {str(key) for key in keys if key is not None}
+                known = {str(key) for key in columns[fk.ref_table][fk.ref_column] if key is not None}
+            values = submitted[fk.column]
+            if all(str(value) in known for value in set(values) if value is not None):
+                continue
             for pos, value in enumerate(values):
                 if value is not None and str(value) not in known:
                     problems.append(_problem(name, tuple(where[name][pos]), fk.column, "foreign_key",
@@ -237,7 +278,7 @@ def request_world(
     if problems:
         raise InvalidInput(f"{len(problems)} problem(s) in the submitted records", detail=problems)
 
-    numbers = [r.get("id_number") for r in rows["members"]]
+    numbers = list(columns["members"]["id_number"])
     if any(number is not None for number in numbers):
         if id_key is None:
             raise InvalidInput("resident ID numbers cannot be accepted: the server has no pseudonym key "
@@ -245,16 +286,26 @@ def request_world(
                                detail=[_problem("members", None, "id_number", "pseudonym_key",
                                                 "no pseudonym key configured")])
         hashed, last4 = pseudonymize_ids(pd.Series(numbers, dtype=object), id_key)
-        world["members"]["id_hash"] = pd.array(hashed, dtype=_STRING)
-        world["members"]["id_last4"] = pd.array(last4, dtype=_STRING)
-    ids = pd.Index(world["households"]["household_id"].astype(str), name="household_id")
+        arrays["members"]["id_hash"] = pd.array(hashed, dtype=_STRING)
+        arrays["members"]["id_last4"] = pd.array(last4, dtype=_STRING)
+    world: World = {name: held[name] if name in held else _frame(name, arrays.get(name)) for name in TABLES}
+    ids = pd.Index([row["household_id"] for row in rows["households"]], dtype=str, name="household_id")
     return RequestWorld(world=world, households=ids, origins=where)
 
 
-def _present(column: pd.Series, wanted: set[str]) -> set[str]:
-    """Which of ``wanted`` occur in ``column`` (as strings), without turning the whole column into a set."""
-    text = column if isinstance(column.dtype, pd.StringDtype) else column.astype(str)
-    return set(text[text.isin(list(wanted))].tolist())
+_KNOWN = TableMemo(kept=16)
+"""Keys of the server's region tables: the same tables on every call."""
+
+
+def _present(table: pd.DataFrame, column: str) -> set[str]:
+    """The values of a column of a server table (as strings, missing values left out)."""
+
+    def compute() -> set[str]:
+        values = table[column]
+        text = values if isinstance(values.dtype, pd.StringDtype) else values.astype(str)
+        return {value for value in text.tolist() if isinstance(value, str)}
+
+    return _KNOWN.get((table,), (column,), compute)
 
 
 class ModelInfo(BaseModel):
