@@ -32,7 +32,9 @@ class AppState:
     id_key: bytes | None = None
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies that neither block nor touch the database are ``async``: FastAPI runs a plain ``def`` in
+# its thread pool, and each such hop costs about a millisecond under the GIL, on every request.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.doudi
     return state
 
@@ -59,7 +61,7 @@ def get_principal(
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def get_model(state: State) -> ServingModel:
+async def get_model(state: State) -> ServingModel:
     if state.model is None:
         raise NotReady(state.model_error or "the model is not loaded yet")
     return state.model
