@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import repeat
 from types import SimpleNamespace
 from typing import Any
 
@@ -166,18 +165,6 @@ class _Known:
                       read={name: values[mask] for name, values in self.read.items()})
 
 
-def _positions(values: pd.Series, ids: pd.Index, position: dict[str, int]) -> np.ndarray:
-    """``features.snapshot.positions_in`` of the household ids ``values`` in ``ids``; Python strings (a
-    call's tables) are looked up in ``position`` (id -> position in ``ids``) one by one, which costs
-    less than converting them to Arrow for Arrow's look-up."""
-    from features.snapshot import positions_in
-
-    strings = _python_strings(values)
-    if strings is None:
-        return positions_in(values, ids)
-    return np.fromiter(map(position.get, strings.tolist(), repeat(-1)), dtype=np.int64, count=len(strings))
-
-
 def _known_rows(world: World, name: str, ids: pd.Index, position: dict[str, int], as_of: pd.Timestamp
                 ) -> _Known | None:
     """The rows of table ``name`` that belong to the households ``ids`` and were known before ``as_of``
@@ -186,13 +173,13 @@ def _known_rows(world: World, name: str, ids: pd.Index, position: dict[str, int]
     One positions look-up instead of a string ``isin`` over the table; the cut reads the date and month
     columns at the selected rows only, and keeps them for the rules (see ``_Known.read``).
     """
-    from features.snapshot import Columns, known_mask
+    from features.snapshot import Columns, known_mask, positions_in
 
     frame = world.get(name)
     if frame is None or not len(frame):
         return None
     table = TABLES[name]
-    household = _positions(frame["household_id"], ids, position)
+    household = positions_in(frame["household_id"], ids, position)
     whole = bool((household >= 0).all())
     rows = np.arange(len(frame)) if whole else np.flatnonzero(household >= 0)
     mine = _Known(frame=frame, rows=rows, household=household[rows], whole=whole)
@@ -292,7 +279,7 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
             ) -> tuple[pd.Index, dict[str, Any]]:
     """The advised ids and the figures every rule reads, one array entry per id (see
     :func:`household_facts`)."""
-    from features.snapshot import timestamp_month
+    from features.snapshot import positions_in, timestamp_month
 
     as_of = pd.Timestamp(as_of)
     ids = features.index.astype(str).rename("household_id")
@@ -301,7 +288,7 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
     if len(position) < n:
         raise ValueError(f"households given twice: {list(ids[ids.duplicated()][:5])}")
     homes = world["households"]
-    found = _positions(homes["household_id"], ids, position)
+    found = positions_in(homes["household_id"], ids, position)
     home = np.full(n, -1, dtype=np.int64)
     hit = np.flatnonzero(found >= 0)
     home[found[hit]] = hit
