@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -224,20 +225,26 @@ def create_app(
                             explain_all=True, on_store=audit)
         scores = batch.scores
         state.metrics.scored.labels("api").inc(len(scores))
-        for tier, count in batch.alerts["tier"].value_counts().items():
-            state.metrics.alerts.labels("api", str(tier)).inc(int(count))
-        alert_ids = batch.alert_ids
+        alerted = scores["alerted"].to_numpy(bool)
+        for tier, count in Counter(scores["tier"].to_numpy(dtype=object)[alerted].tolist()).items():
+            state.metrics.alerts.labels("api", str(tier)).inc(count)
+        alert_ids = batch.alert_ids.to_dict()
+        # Column by column (itertuples boxes every cell of the wide frame: ~2 ms for one household).
+        names = ("village_code", "in_cohort", "risk", "raw_score", "base_value", "tier", "rank", "triggered",
+                 "alerted", "not_alerted_because", "reasons", "triggers", "recommendations", "contributions")
+        columns = {name: scores[name].tolist() for name in names}
         rows = []
-        for household_id, row in zip(scores.index, scores.itertuples(index=False), strict=True):
+        for i, household_id in enumerate(scores.index.tolist()):
+            row = {name: values[i] for name, values in columns.items()}
             rows.append({
-                "household_id": household_id, "village_code": row.village_code,
-                "in_cohort": bool(row.in_cohort),
-                "risk": row.risk, "raw_score": row.raw_score, "base_value": row.base_value, "tier": row.tier,
-                "rank": int(row.rank), "triggered": bool(row.triggered), "alerted": bool(row.alerted),
-                "alert_id": int(alert_ids[household_id]) if household_id in alert_ids.index else None,
-                "not_alerted_because": row.not_alerted_because, "reasons": row.reasons or [],
-                "triggers": row.triggers or [], "recommendations": row.recommendations or [],
-                "contributions": row.contributions if contributions else None,
+                "household_id": household_id, "village_code": row["village_code"],
+                "in_cohort": bool(row["in_cohort"]), "risk": row["risk"], "raw_score": row["raw_score"],
+                "base_value": row["base_value"], "tier": row["tier"], "rank": int(row["rank"]),
+                "triggered": bool(row["triggered"]), "alerted": bool(row["alerted"]),
+                "alert_id": int(alert_ids[household_id]) if household_id in alert_ids else None,
+                "not_alerted_because": row["not_alerted_because"], "reasons": row["reasons"] or [],
+                "triggers": row["triggers"] or [], "recommendations": row["recommendations"] or [],
+                "contributions": row["contributions"] if contributions else None,
             })
         order = {h: i for i, h in enumerate(request_world.households)}
         rows.sort(key=lambda r: order[r["household_id"]])
