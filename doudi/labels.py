@@ -56,6 +56,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from doudi.arrowtext import index_in
 from doudi.contract import TABLES
 from doudi.io import World
 from doudi.memo import TableMemo
@@ -81,13 +82,6 @@ def _arrow(values: pd.Series) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     return array
-
-
-def _find(values: pa.Array, value_set: pa.Array) -> np.ndarray:
-    """Position of each of ``values`` in ``value_set`` (-1 when absent; missing finds missing)."""
-    found = pc.index_in(values, value_set=value_set)
-    position = found.to_numpy(zero_copy_only=False)  # float, NaN where absent, when any is
-    return (np.where(np.isnan(position), -1, position) if found.null_count else position).astype(np.int64)
 
 
 def _dates(values: pd.Series) -> np.ndarray:
@@ -153,7 +147,7 @@ class _Frame:
     def positions(self, household_id: pd.Series) -> np.ndarray:
         """Row positions of ``household_id`` in the households table (-1 when unknown)."""
         # Arrow's hash lookup: pandas' get_indexer on millions of strings is ~10x slower.
-        return _find(_arrow(household_id), self._ids)
+        return index_in(_arrow(household_id), self._ids)
 
 
 # Household positions and months of the big tables (a training set asks for the cohort and labels of
@@ -236,7 +230,7 @@ def _lines(world: World, frame: _Frame, first: int, months: int) -> np.ndarray:
         last = last.sort_values("m").drop_duplicates("k", keep="last")
         before[last["k"].to_numpy()] = last["v"].to_numpy()
     filled = pd.DataFrame(np.column_stack([before, grid]).T).ffill().to_numpy().T[:, 1:]
-    where = _find(frame.key, keys)
+    where = index_in(frame.key, keys)
     out = np.full((frame.n, months), np.nan)
     out[where >= 0] = filled[where[where >= 0]]
     return out
@@ -265,7 +259,7 @@ def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
         return encoded.dictionary, np.append(line, np.nan)  # the NaN answers places without a line
 
     places, lines = _LINES.get((standards,), (as_of,), compute)
-    return lines[_find(frame.key, places)]
+    return lines[index_in(frame.key, places)]
 
 
 def _data_months(world: World, frame: _Frame) -> tuple[int, int]:

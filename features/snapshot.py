@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from doudi.arrowtext import arrow_text, index_in
 from doudi.contract import TABLES, Column, Table
 from doudi.io import World
 from doudi.memo import TableMemo
@@ -45,18 +46,6 @@ DAYS_PER_MONTH = 365.25 / 12
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
-def _arrow_text(values: pd.Series | pd.Index) -> pa.Array | None:
-    """The Arrow array behind Arrow-backed text (pandas' default string dtype, what Parquet gives),
-    without a copy; None for text held as Python objects (a score request's columns, object dtype)."""
-    array = values.array
-    if not (isinstance(array, pd.arrays.ArrowExtensionArray) and pd.api.types.is_string_dtype(array.dtype)):
-        return None
-    arrow = array.__arrow_array__()
-    if isinstance(arrow, pa.ChunkedArray):
-        arrow = arrow.combine_chunks() if arrow.num_chunks != 1 else arrow.chunk(0)
-    return arrow
-
-
 def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
     """Integer codes (-1 for missing) into the list of distinct values, in order of first appearance.
 
@@ -64,7 +53,7 @@ def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
     millions of income rows; anything else (Python strings: a few per call) is factorized in place,
     not converted to Arrow first.
     """
-    arrow = _arrow_text(values)
+    arrow = arrow_text(values)
     if arrow is None:
         codes, uniques = values.array.factorize(use_na_sentinel=True)
         return codes.astype(np.int64), list(uniques)
@@ -85,7 +74,7 @@ def positions_in(
     """
     if not isinstance(values.dtype, pd.StringDtype):
         values = values.astype("string")
-    arrow = _arrow_text(values)
+    arrow = arrow_text(values)
     if arrow is not None:
         return _index_in(arrow, ids)
     codes, uniques = distinct_codes(values)
@@ -97,15 +86,14 @@ def positions_in(
 
 
 def _index_in(values: pa.Array | list[str], ids: pd.Index) -> np.ndarray:
-    value_set = _arrow_text(ids)
+    value_set = arrow_text(ids)
     if value_set is None:
         value_set = pa.array(ids.to_numpy(dtype=object, na_value=None), type=pa.large_string())
     if not isinstance(values, pa.Array):
         values = pa.array(values, type=value_set.type)
     elif value_set.type != values.type:
         value_set = value_set.cast(values.type)
-    found = pc.index_in(values, value_set=value_set).fill_null(-1)
-    return found.to_numpy(zero_copy_only=False).astype(np.int64)
+    return index_in(values, value_set)
 
 
 def month_index(month: pd.Series | pd.Index | np.ndarray) -> np.ndarray:

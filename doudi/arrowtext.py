@@ -1,0 +1,27 @@
+"""Text columns as Arrow arrays, and look-ups in them: shared by the cohort (``doudi.labels``) and the
+feature encoding (``features.snapshot``), which both match household ids and region keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def arrow_text(values: pd.Series | pd.Index) -> pa.Array | None:
+    """The Arrow array behind Arrow-backed text (pandas' default string dtype, what Parquet gives),
+    without a copy; None for text held as Python objects (a score request's columns, object dtype)."""
+    array = values.array
+    if not (isinstance(array, pd.arrays.ArrowExtensionArray) and pd.api.types.is_string_dtype(array.dtype)):
+        return None
+    arrow = array.__arrow_array__()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks() if arrow.num_chunks != 1 else arrow.chunk(0)
+    return arrow
+
+
+def index_in(values: pa.Array, value_set: pa.Array) -> np.ndarray:
+    """Position of each of ``values`` in ``value_set`` (-1 when absent; missing finds missing)."""
+    found = pc.index_in(values, value_set=value_set).fill_null(-1)
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
