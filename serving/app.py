@@ -210,9 +210,9 @@ def create_app(
         from serving.service import score_world
 
         request_world = schemas.request_world(parsed, reference=state.reference, id_key=state.id_key)
-        villages = request_world.world["households"]["village_code"].astype(str)
+        villages = request_world.world["households"]["village_code"].tolist()
         outside = [h for h, code in zip(request_world.households, villages, strict=True)
-                   if not caller.scope.contains(code)]
+                   if not caller.scope.contains(str(code))]
         if outside:
             raise NotFound(f"{len(outside)} household(s) are outside your regions")
         def audit(session: Any, stored: Any) -> None:  # who had which households scored, in one row

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from serving.errors import BadRequest, Conflict, Forbidden, Unauthorized
-from serving.orm import User
+from serving.orm import User, core_table
 
 
 class Role(StrEnum):
@@ -148,12 +148,18 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("malformed Authorization header: use 'Bearer <token>'")
     digest = hash_token(token)
-    user = session.scalar(sa.select(User).where(User.token_hash == digest))
+    user = session.connection().execute(_CALLER, {"digest": digest}).first()
     # The lookup is by hash (an attacker cannot steer it); the compare is constant-time all the same.
     if user is None or not hmac.compare_digest(user.token_hash, digest) or not user.active:
         raise Unauthorized("invalid or revoked token")
     return Principal(user_id=user.id, name=user.name, role=Role(user.role),
                      region_codes=tuple(user.region_codes))
+
+
+# Every API call runs this look-up: a Core select of the columns costs about half the ORM load of a User.
+_USERS = core_table(User).c
+_CALLER = sa.select(_USERS.id, _USERS.name, _USERS.role, _USERS.region_codes, _USERS.active,
+                    _USERS.token_hash).where(_USERS.token_hash == sa.bindparam("digest"))
 
 
 def revoke_user(session: Session, name: str) -> bool:

@@ -61,6 +61,11 @@ class Base(DeclarativeBase):
     })
 
 
+def core_table(mapped: type[Base]) -> sa.Table:
+    """The Core table of a mapped class (for statements that skip the ORM's per-object work)."""
+    return mapped.metadata.tables[mapped.__tablename__]
+
+
 class ScoringRun(Base):
     """One scoring of a set of households at an as-of date by one pinned model version."""
 

@@ -107,6 +107,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _frame(columns: dict[str, Any], index: pd.Index, *, objects: tuple[str, ...]) -> pd.DataFrame:
+    """A frame of these columns in one construction; the ``objects`` columns stay object dtype (the
+    constructor would infer text or numbers from their values)."""
+    return pd.DataFrame({name: pd.Series(values, index=index, dtype=object, copy=False) if name in objects
+                         else values for name, values in columns.items()}, index=index)
+
+
 def _objects(values: Any) -> np.ndarray:
     """A 1-d object array holding ``values`` as they are (numpy would turn lists of lists into 2-d)."""
     out = np.empty(len(values), dtype=object)
@@ -149,24 +156,35 @@ def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyCo
     return pd.Series(out, index=features.index, dtype=object)
 
 
-def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_township: int | None = None
-                  ) -> pd.DataFrame:
+def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame | None, *,
+                  top_per_township: int | None = None) -> pd.DataFrame:
     """Decide who is alerted (see the module doc); ``scores`` must be in rank order.
 
     Adds the columns ``alerted``, ``not_alerted_because`` and ``supersedes``.
     """
-    n = len(scores)
-    tier = scores["tier"].to_numpy(dtype=object)
-    triggered = scores["triggered"].to_numpy(bool)
-    in_cohort = scores["in_cohort"].to_numpy(bool)
+    township = scores["township_code"].to_numpy(dtype=object) if top_per_township is not None else None
+    alerted, reason, supersedes = _decide(
+        scores.index, scores["tier"].to_numpy(dtype=object), scores["triggered"].to_numpy(bool),
+        scores["in_cohort"].to_numpy(bool), township, open_cases, top_per_township)
+    return scores.assign(alerted=alerted,
+                         not_alerted_because=pd.Series(reason, index=scores.index, dtype=object),
+                         supersedes=supersedes)
+
+
+def _decide(household_ids: pd.Index, tier: np.ndarray, triggered: np.ndarray, in_cohort: np.ndarray,
+            township: np.ndarray | None, open_cases: pd.DataFrame | None, top_per_township: int | None
+            ) -> tuple[np.ndarray, np.ndarray, pd.api.extensions.ExtensionArray]:
+    """:func:`select_alerts` on the columns (rank order): alerted, not_alerted_because and supersedes."""
+    n = len(tier)
     candidate = in_cohort & ((tier != "none") | triggered)
     reason = np.full(n, None, dtype=object)
     reason[~in_cohort] = "not_in_cohort"
-    open_at = (open_cases.index.get_indexer(scores.index) if len(open_cases)
+    open_at = (open_cases.index.get_indexer(household_ids) if open_cases is not None and len(open_cases)
                else np.full(n, -1, dtype=np.intp))  # row of each household's open case, -1 when none
     has_open = open_at >= 0
     blocked = np.zeros(n, dtype=bool)
     if has_open.any():
+        assert open_cases is not None
         open_tier = open_cases["tier"].to_numpy(dtype=object)[open_at[has_open]]
         level = np.array([TIER_LEVEL.get(t, -1) for t in tier[has_open]])
         open_level = np.array([TIER_LEVEL.get(t, -1) for t in open_tier])
@@ -174,8 +192,8 @@ def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_tow
     reason[blocked] = "open_case"
     alerted = candidate & ~blocked
     if top_per_township is not None:
+        assert township is not None
         tier_only = alerted & ~triggered
-        township = scores["township_code"].to_numpy(dtype=object)
         place = pd.Series(np.where(tier_only, township, None))
         order_in_township = place.groupby(place, dropna=True).cumcount().reindex(place.index).to_numpy()
         capped = tier_only & (order_in_township >= top_per_township)
@@ -184,10 +202,9 @@ def select_alerts(scores: pd.DataFrame, open_cases: pd.DataFrame, *, top_per_tow
     supersedes = np.full(n, pd.NA, dtype=object)
     renewed = alerted & has_open
     if renewed.any():
+        assert open_cases is not None
         supersedes[renewed] = open_cases["alert_id"].to_numpy(dtype=object)[open_at[renewed]]
-    return scores.assign(alerted=alerted,
-                         not_alerted_because=pd.Series(reason, index=scores.index, dtype=object),
-                         supersedes=pd.array(supersedes, dtype="Int64"))
+    return alerted, reason, pd.array(supersedes, dtype="Int64")
 
 
 def score_world(
@@ -249,9 +266,8 @@ def score_world(
     frame = feature_registry.build_features(
         encoded, as_of, households=ids, progress=lambda _d, _t, name: step(f"feature {name}"))
     risk_model = model.model
-    inputs = frame[risk_model.features]
-    matrix = risk_model.matrix(inputs)  # built once: the explanation reads the same rows
-    scored = score_frame(risk_model, inputs, matrix=matrix)
+    matrix = risk_model.matrix(frame)  # built once: the explanation reads the same rows
+    scored = score_frame(risk_model, frame, matrix=matrix)
     step("score")
     fired = evaluate_triggers(frame, policy)
     step("triggers")
@@ -260,39 +276,37 @@ def score_world(
     home_at = pd.Index(homes["household_id"].astype(str)).get_indexer(ids)
     if (home_at < 0).any():
         raise ValueError(f"households to score are not in the households table: {list(ids[home_at < 0][:5])}")
-    village = homes["village_code"].astype(str).to_numpy(dtype=object)[home_at]
-    order = rank_order(scored["risk"].to_numpy(), fired["n_fired"].to_numpy(), ids)
-    scores = pd.DataFrame({
-        "village_code": village,
-        "township_code": np.array([code[:9] for code in village], dtype=object),
-        "county_code": np.array([code[:6] for code in village], dtype=object),
-        "in_cohort": ids.isin(pd.Index(in_cohort).astype(str)),
-        "risk": scored["risk"].to_numpy(np.float64),
-        "raw_score": scored["raw_score"].to_numpy(np.float64),
-        "tier": scored["tier"].astype(str).to_numpy(dtype=object),
-        "n_triggers": fired["n_fired"].to_numpy(np.int64),
-        "triggered": fired["n_fired"].to_numpy() > 0,
-        "rank": np.empty(len(ids), dtype=np.int64),
-    }, index=ids).take(order)
-    scores["rank"] = np.arange(1, len(scores) + 1)
+    n_fired = fired["n_fired"].to_numpy(np.int64)
+    risk = scored["risk"].to_numpy(np.float64)
+    order = rank_order(risk, n_fired, ids)
+    # Every column is an array in rank order until the one frame at the end: for the API's one household,
+    # each frame built or column added costs more than the step that computes it.
+    ranked = ids.take(order)
+    village = homes["village_code"].astype(str).to_numpy(dtype=object)[home_at[order]]
+    tier = scored["tier"].astype(str).to_numpy(dtype=object)[order]
+    triggered = n_fired[order] > 0
+    in_cohort_mask = (np.ones(len(ids), dtype=bool) if households is None
+                      else ids.isin(pd.Index(in_cohort).astype(str))[order])
+    township = np.array([code[:9] for code in village], dtype=object)
 
-    open_cases = pd.DataFrame({"alert_id": pd.Series(dtype="int64"), "tier": pd.Series(dtype=object)})
-    candidates = scores.index[(scores["tier"].to_numpy() != "none") | scores["triggered"].to_numpy()]
+    open_cases = None
+    candidates = ranked[(tier != "none") | triggered]
     if sessions is not None and len(candidates):
         with sessions() as session:
             open_cases = store.open_cases(session, list(candidates))
-    scores = select_alerts(scores, open_cases, top_per_township=top_per_township)
+    alerted, reason, supersedes = _decide(ranked, tier, triggered, in_cohort_mask, township, open_cases,
+                                          top_per_township)
     step("select alerts")
 
-    # Positions of the rows a person will see: in ``scores`` (rank order) and in ``frame`` (``ids`` order).
-    shown = np.arange(len(scores)) if explain_all else np.flatnonzero(scores["alerted"].to_numpy(bool))
+    # Positions of the rows a person will see: in rank order, and in ``frame`` (``ids`` order).
+    shown = np.arange(len(ids)) if explain_all else np.flatnonzero(alerted)
     at = order[shown]
-    details = {column: np.full(len(scores), None, dtype=object)
+    details = {column: np.full(len(ids), None, dtype=object)
                for column in ("base_value", "reasons", "triggers", "recommendations", "contributions",
                               "features")}
     if len(shown):
         shown_frame = frame.iloc[at]
-        explained = explain(risk_model, inputs.iloc[at], matrix=matrix[at])
+        explained = explain(risk_model, shown_frame, matrix=matrix[at])
         details["base_value"][shown] = explained.base_value.to_numpy(dtype=object)
         details["reasons"][shown] = _objects(explained.reasons)
         details["contributions"][shown] = _objects(explained.contribution_records())
@@ -302,8 +316,23 @@ def score_world(
     if len(shown):
         details["recommendations"][shown] = _objects(recommend_for(world, as_of, shown_frame, policy))
     step("assistance")
-    scores = scores.assign(**{column: pd.Series(values, index=scores.index, dtype=object)
-                              for column, values in details.items()})
+    columns: dict[str, Any] = {
+        "village_code": village,
+        "township_code": township,
+        "county_code": np.array([code[:6] for code in village], dtype=object),
+        "in_cohort": in_cohort_mask,
+        "risk": risk[order],
+        "raw_score": scored["raw_score"].to_numpy(np.float64)[order],
+        "tier": tier,
+        "n_triggers": n_fired[order],
+        "triggered": triggered,
+        "rank": np.arange(1, len(ids) + 1, dtype=np.int64),
+        "alerted": alerted,
+        "not_alerted_because": reason,
+        "supersedes": supersedes,
+        **details,
+    }
+    scores = _frame(columns, ranked, objects=("not_alerted_because", *details))
 
     batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
                         feature_version=feature_registry.REGISTRY_VERSION, source=source, scores=scores)
@@ -312,8 +341,8 @@ def score_world(
 
         # De-identified summaries for the pages (issue 5): alerted households and those whose open case
         # kept them from being alerted again, stored in the run's transaction.
-        seen = scores["alerted"].to_numpy(bool) | (scores["not_alerted_because"] == "open_case").to_numpy()
-        profiles = household_profiles(world, as_of, scores.index[seen])
+        seen = np.flatnonzero(alerted | (reason == "open_case"))
+        profiles = household_profiles(world, as_of, ranked.take(seen))
         batch = _store(batch, sessions, started=started, top_per_township=top_per_township, profiles=profiles,
                        on_store=on_store)
     step("store")
@@ -324,7 +353,7 @@ def _store(batch: ScoredBatch, sessions: sessionmaker[Session], *, started: dt.d
            top_per_township: int | None, profiles: pd.DataFrame | None = None,
            on_store: OnStore | None = None) -> ScoredBatch:
     scores = batch.scores
-    reasons = scores["not_alerted_because"]
+    reasons = scores["not_alerted_because"].to_numpy(dtype=object)
     run = store.RunRecord(
         as_of=batch.as_of, source=batch.source, model_name=batch.model_name,
         model_version=batch.model_version,
