@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
+from pandas.arrays import DatetimeArray
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from doudi.contract import TABLES, Column, Table
@@ -96,26 +98,25 @@ _STRING = pd.StringDtype("python")
 """Text columns: pandas' string dtype as ``load_world`` gives them, stored as Python strings rather than
 Arrow (for the few rows of a call, each Arrow-backed operation costs 5-10x more; values and missing values
 behave the same). An instance: resolving the name "string" costs ~0.1 ms."""
-_BOOLEAN = pd.BooleanDtype()
-_INT = pd.Int64Dtype()
+_IDS = pd.api.types.pandas_dtype(str)
+"""The household ids' dtype (``dtype=str``, resolved once)."""
 _NAT = np.iinfo(np.int64).min
 """NaT as a day number."""
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
-def _extension(values: Sequence[Any], dtype: pd.api.extensions.ExtensionDtype) -> Any:
-    """``pd.array(values, dtype=dtype)`` without its input checks (~10 us a column; the values are parsed)."""
-    return dtype.construct_array_type()._from_sequence(values, dtype=dtype)
+_STRINGS = _STRING.construct_array_type()
+"""The text columns' array class, looked up once rather than per column."""
 
 
 def _typed_column(column: Column, values: Sequence[Any]) -> Any:
     """Validated Python values as the column's contract dtype (as ``doudi.validate.load_world`` types it).
 
-    Built directly rather than through ``doudi.io.typed_table``: the values are already parsed, and
-    re-parsing them costs more than the whole model call for one household.
+    Built directly rather than through ``doudi.io.typed_table`` or ``pd.array``: the values are already
+    parsed, and re-parsing them costs more than the whole model call for one household.
     """
     if column.dtype in ("str", "month"):
-        return _extension(values, _STRING)
+        return _STRINGS._from_sequence(values, dtype=_STRING)
     if column.dtype == "date":
         # Day numbers from the dates' ordinals: a numpy datetime64 made per value costs ~20x more.
         days = np.array([_NAT if v is None else v.toordinal() - _EPOCH for v in values], dtype=np.int64)
@@ -123,10 +124,14 @@ def _typed_column(column: Column, values: Sequence[Any]) -> Any:
     if column.dtype == "float":
         return np.array(values, dtype=np.float64)  # None becomes NaN
     # As doudi.io.finalize_dtypes does: plain numpy where the column cannot be (and is not) missing.
-    plain = not column.nullable and None not in values
+    kind = np.int64 if column.dtype == "int" else np.bool_
+    if not column.nullable and None not in values:
+        return np.array(values, dtype=kind)
+    # Masked, with the data under the mask as pd.array fills it (1, False).
+    missing = np.array([value is None for value in values], dtype=bool)
     if column.dtype == "int":
-        return np.array(values, dtype=np.int64) if plain else _extension(values, _INT)
-    return np.array(values, dtype=bool) if plain else _extension(values, _BOOLEAN)
+        return pd.arrays.IntegerArray(np.array([1 if v is None else v for v in values], dtype=kind), missing)
+    return pd.arrays.BooleanArray(np.array([False if v is None else v for v in values], dtype=kind), missing)
 
 
 def _columns(table: Table) -> list[Column]:
@@ -157,11 +162,24 @@ def _frame(name: str, arrays: dict[str, Any] | None) -> pd.DataFrame:
     if arrays is None:  # most tables of one household: typed once, handed out as a (lazy) copy
         return _empty(name).copy(deep=False)
     length = len(next(iter(arrays.values())))
-    # The arrays are this call's own (no copy), numbered, then named: inferring the names' dtype (pandas'
-    # Arrow strings) again would cost about a third of making the frame.
-    frame = pd.DataFrame(dict(enumerate(arrays.values())), index=pd.RangeIndex(length), copy=False)
-    frame.columns = _empty(name).columns.copy()  # a copy: a caller may rename it
-    return frame
+    # Handed to pandas as blocks: numpy columns of one dtype stacked into one, the arrays taken as they are
+    # (pd.DataFrame would check and wrap each column again).
+    blocks: list[tuple[Any, np.ndarray]] = []
+    dense: dict[np.dtype[Any], tuple[list[np.ndarray], list[int]]] = {}
+    for position, values in enumerate(arrays.values()):
+        if isinstance(values, np.ndarray):
+            group = dense.setdefault(values.dtype, ([], []))
+            group[0].append(values)
+            group[1].append(position)
+        else:
+            blocks.append((values, np.array([position])))
+    for dtype, (columns, positions) in dense.items():
+        stacked = columns[0].reshape(1, -1) if len(columns) == 1 else np.stack(columns)
+        if dtype.kind == "M":
+            stacked = DatetimeArray._simple_new(stacked, dtype=dtype)
+        blocks.append((stacked, np.array(positions)))
+    # A new Index over the same labels (a slice: ``copy`` costs ~3x more): a caller may rename it.
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(length), columns=_empty(name).columns[:])
 
 
 @dataclass
@@ -293,7 +311,7 @@ def request_world(
         arrays["members"]["id_hash"] = pd.array(hashed, dtype=_STRING)
         arrays["members"]["id_last4"] = pd.array(last4, dtype=_STRING)
     world: World = {name: held[name] if name in held else _frame(name, arrays.get(name)) for name in TABLES}
-    ids = pd.Index([row["household_id"] for row in rows["households"]], dtype=str, name="household_id")
+    ids = pd.Index([row["household_id"] for row in rows["households"]], dtype=_IDS, name="household_id")
     return RequestWorld(world=world, households=ids, origins=where)
 
 
