@@ -49,7 +49,9 @@ not count as a new entry either (it began before T).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,6 +86,35 @@ def _arrow(values: pd.Series) -> pa.Array:
     return array
 
 
+def _python_strings(values: pd.Series) -> np.ndarray | None:
+    """The object array behind text held as Python strings (a score request's tables), without a copy;
+    None for other columns (Arrow-backed text, what a loaded world holds)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "python":
+        return np.asarray(values.array, dtype=object)
+    return None
+
+
+def _lookup(values: list[Any], found: dict[Any, int]) -> np.ndarray:
+    """``found[value]`` for each of ``values`` (-1 when absent)."""
+    return np.fromiter(map(found.get, values, itertools.repeat(-1, len(values))), np.int64, count=len(values))
+
+
+def _is_in(values: pd.Series, choices: pa.Array) -> np.ndarray:
+    """Text values among ``choices`` (missing is not)."""
+    strings = _python_strings(values)
+    if strings is not None:  # a few per call: no conversion to Arrow
+        found = frozenset(choices.to_pylist())
+        return np.fromiter(map(found.__contains__, strings.tolist()), bool, count=len(strings))
+    return pc.is_in(_arrow(values), value_set=choices).to_numpy(zero_copy_only=False)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """Numbers as float64 (missing -> NaN)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype != object:
+        return np.asarray(values.array, dtype=np.float64)
+    return values.to_numpy(np.float64, na_value=np.nan)
+
+
 def _dates(values: pd.Series) -> np.ndarray:
     """Dates as datetime64[ns] (what ``to_numpy("datetime64[ns]")`` gives, for a third of its cost)."""
     return np.asarray(values.array, dtype="datetime64[ns]")
@@ -95,13 +126,16 @@ def _place(county: pa.Array, urban_rural: pa.Array) -> pa.Array:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_month(text: str | None) -> int:
+def _parse_month(text: object) -> int:
     """``YYYY-MM`` -> year * 12 + month - 1 (missing or malformed -> -1)."""
-    return int(text[:4]) * 12 + int(text[5:7]) - 1 if text is not None and _MONTH.fullmatch(text) else -1
+    return int(text[:4]) * 12 + int(text[5:7]) - 1 if isinstance(text, str) and _MONTH.fullmatch(text) else -1
 
 
 def _month_number(month: pd.Series) -> np.ndarray:
     """Month numbers of ``YYYY-MM`` text (:func:`_parse_month`), parsed once per distinct value."""
+    strings = _python_strings(month)
+    if strings is not None:  # a few per call: the parse is cached
+        return np.fromiter(map(_parse_month, strings.tolist()), np.int64, count=len(strings))
     encoded = pc.dictionary_encode(_arrow(month), null_encoding="encode")
     lookup = np.array([_parse_month(u) for u in encoded.dictionary.to_pylist()], dtype=np.int64)
     return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
@@ -128,16 +162,49 @@ def _timestamp_month(as_of: pd.Timestamp) -> int:
 
 
 class _Frame:
-    """Households of a world as integer positions, and their county / urban-rural key."""
+    """Households of a world as integer positions, and their county / urban-rural key.
+
+    Text held as Python strings (a score request's few rows) is looked up in Python dicts; Arrow-backed
+    text (a loaded world's millions of rows) with Arrow's hash look-ups. Each is read when first asked.
+    """
 
     def __init__(self, world: World):
-        homes = world["households"]
-        ids = homes["household_id"]
-        self.ids = pd.Index(ids, name="household_id")
-        self.n = len(homes)
-        self._ids = _arrow(ids)
-        self._county = pc.utf8_slice_codeunits(_arrow(homes["village_code"]), 0, 6)
-        self.key = _place(self._county, _arrow(homes["urban_rural"]))
+        self.homes = world["households"]
+        self._id_column = self.homes["household_id"]
+        self.n = len(self.homes)
+
+    @functools.cached_property
+    def ids(self) -> pd.Index:
+        """Household ids, in households-table order."""
+        return pd.Index(self._id_column, name="household_id")
+
+    def ids_at(self, mask: np.ndarray) -> pd.Index:
+        """``ids[mask]`` (without the index of every household)."""
+        return pd.Index(self._id_column.array.take(np.flatnonzero(mask)), name="household_id")
+
+    @functools.cached_property
+    def _ids(self) -> pa.Array:
+        return _arrow(self._id_column)
+
+    @functools.cached_property
+    def _found(self) -> dict[Any, int]:
+        """Household id -> first position (a missing id finds the first missing one, as in index_in)."""
+        strings = _python_strings(self._id_column)
+        values = strings.tolist() if strings is not None else self._ids.to_pylist()
+        found = dict(zip(reversed(values), range(len(values) - 1, -1, -1), strict=True))
+        missing = [found[value] for value in (None, pd.NA, np.nan) if value in found]
+        if missing:
+            found.update(dict.fromkeys((None, pd.NA, np.nan), min(missing)))
+        return found
+
+    @functools.cached_property
+    def _county(self) -> pa.Array:
+        return pc.utf8_slice_codeunits(_arrow(self.homes["village_code"]), 0, 6)
+
+    @functools.cached_property
+    def key(self) -> pa.Array:
+        """``county|urban_rural`` per household (missing when either part is)."""
+        return _place(self._county, _arrow(self.homes["urban_rural"]))
 
     @property
     def county(self) -> np.ndarray:
@@ -146,8 +213,20 @@ class _Frame:
 
     def positions(self, household_id: pd.Series) -> np.ndarray:
         """Row positions of ``household_id`` in the households table (-1 when unknown)."""
+        strings = _python_strings(household_id)
+        if strings is not None:
+            return _lookup(strings.tolist(), self._found)
         # Arrow's hash lookup: pandas' get_indexer on millions of strings is ~10x slower.
         return index_in(_arrow(household_id), self._ids)
+
+    def places_in(self, places: pa.Array, found: dict[Any, int]) -> np.ndarray:
+        """Position of each household's key in ``places`` (``found``: place -> position; -1 when absent)."""
+        village, urban_rural = (_python_strings(self.homes[name]) for name in ("village_code", "urban_rural"))
+        if village is None or urban_rural is None:
+            return index_in(self.key, places)
+        keys = [f"{v[:6]}|{u}" if isinstance(v, str) and isinstance(u, str) else None
+                for v, u in zip(village.tolist(), urban_rural.tolist(), strict=True)]
+        return _lookup(keys, found)
 
 
 # Household positions and months of the big tables (a training set asks for the cohort and labels of
@@ -179,8 +258,10 @@ def _income_matrix(
         ("medical_claims", "discharge_date", "out_of_pocket", -1.0),
     ):
         records = world[table]
+        if not len(records):
+            continue
         home, month = _codes(world, frame, table, month_of)
-        value = records[amount].to_numpy(np.float64, na_value=np.nan)
+        value = _floats(records[amount])
         ok = (home >= 0) & (month >= first) & (month < first + months) & np.isfinite(value)
         if known_before is not None:
             ok &= _dates(records["recorded_at"]) < known_before.to_datetime64()
@@ -240,7 +321,7 @@ def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
     """The latest monitoring line known before T for a month up to T's month, per household."""
     standards = world["standards"]
 
-    def compute() -> tuple[pa.Array, np.ndarray]:
+    def compute() -> tuple[pa.Array, dict[Any, int], np.ndarray]:
         month = _month_number(standards["month"])
         known = np.flatnonzero(
             (_dates(standards["recorded_at"]) < as_of.to_datetime64())
@@ -256,10 +337,12 @@ def _known_line(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
         last = np.full(len(encoded.dictionary), -1)
         np.maximum.at(last, code, np.arange(len(code)))
         line = standards["monitoring_line"].to_numpy(np.float64, na_value=np.nan)[rows[last]]
-        return encoded.dictionary, np.append(line, np.nan)  # the NaN answers places without a line
+        places = encoded.dictionary
+        found = {place: i for i, place in enumerate(places.to_pylist())}
+        return places, found, np.append(line, np.nan)  # the NaN answers places without a line
 
-    places, lines = _LINES.get((standards,), (as_of,), compute)
-    return lines[index_in(frame.key, places)]
+    places, found, lines = _LINES.get((standards,), (as_of,), compute)
+    return lines[frame.places_in(places, found)]
 
 
 def _data_months(world: World, frame: _Frame) -> tuple[int, int]:
@@ -287,18 +370,19 @@ def _trailing(net: np.ndarray, first_data: int, first: int, end: int) -> np.ndar
 def _on_programme(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
     """Households with a known dibao or 特困 record active at T."""
     records = world["assistance"]
+    out = np.zeros(frame.n, dtype=bool)
+    if not len(records):
+        return out
     t = as_of.to_datetime64()
     start = _dates(records["start_date"])
     end = _dates(records["end_date"])
     active = (
-        pc.is_in(_arrow(records["programme"]), value_set=_MAIN)
-        .to_numpy(zero_copy_only=False)
+        _is_in(records["programme"], _MAIN)
         & (_dates(records["recorded_at"]) < t)
         & (start < t)
         & (np.isnat(end) | (end >= t))
     )
     home = frame.positions(records["household_id"])
-    out = np.zeros(frame.n, dtype=bool)
     out[home[active & (home >= 0)]] = True
     return out
 
@@ -317,7 +401,7 @@ def _judged(world: World, as_of: pd.Timestamp) -> tuple[_Frame, dict[str, np.nda
     if end < first_data:
         per_capita[:] = np.nan  # no known income month at all to judge from
     line = _known_line(world, frame, as_of)
-    registered = _dates(world["households"]["registered_at"])
+    registered = _dates(frame.homes["registered_at"])
     in_database = np.isnat(registered) | (registered < as_of.to_datetime64())
     below = per_capita < line
     on_programme = _on_programme(world, frame, as_of)
@@ -347,7 +431,7 @@ def cohort_frame(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
 def cohort(world: World, as_of: pd.Timestamp) -> pd.Index:
     """Household ids in the cohort at T (see the module docstring), in households-table order."""
     frame, columns = _judged(world, as_of)  # no frame of the reasons: the server asks for this per call
-    return frame.ids[columns["in_cohort"]]
+    return frame.ids_at(columns["in_cohort"])
 
 
 def build_labels(world: World, as_of: pd.Timestamp, *, horizon_months: int = 6) -> pd.DataFrame:

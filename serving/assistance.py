@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.extensions import no_default
 
-from doudi.contract import TABLES
+from doudi.contract import TABLES, Table
 from doudi.io import World
 from doudi.policy import PolicyConfig, PolicyRules
 
@@ -183,12 +183,30 @@ def _known_rows(world: World, name: str, ids: pd.Index, position: dict[str, int]
     whole = bool((household >= 0).all())
     rows = np.arange(len(frame)) if whole else np.flatnonzero(household >= 0)
     mine = _Known(frame=frame, rows=rows, household=household[rows], whole=whole)
-    timing = {c.name: mine.months(c.name) if c.dtype == "month" else mine.dates(c.name)
-              for c in table.columns if c.dtype in ("date", "month") and c.name in frame}
-    keep = known_mask(table, Columns(timing, len(rows)), as_of)
+    keep = known_mask(table, Columns(_Timing(mine, table), len(rows)), as_of)
     if not keep.any():
         return None
     return mine.where(keep, whole=whole)
+
+
+class _Timing(dict[str, np.ndarray]):
+    """The date and month columns of a table at the rows of a :class:`_Known`, for ``known_mask``: each
+    is read (and kept in ``_Known.read``) when first asked for, as it reads two of them at most."""
+
+    def __init__(self, rows: _Known, table: Table):
+        super().__init__()
+        self._rows = rows
+        self._kinds = {c.name: c.dtype for c in table.columns if c.dtype in ("date", "month")}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds and name in self._rows.frame
+
+    def __missing__(self, name: str) -> np.ndarray:
+        if name not in self:
+            raise KeyError(name)
+        read = self._rows.months if self._kinds[name] == "month" else self._rows.dates
+        self[name] = values = read(name)
+        return values
 
 
 def _floats(values: pd.Series) -> np.ndarray:
@@ -282,7 +300,7 @@ def _gather(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: P
     from features.snapshot import positions_in, timestamp_month
 
     as_of = pd.Timestamp(as_of)
-    ids = features.index.astype(str).rename("household_id")
+    ids = features.index.astype(str, copy=False).rename("household_id")
     n = len(ids)
     position = dict(zip(ids.tolist(), range(n), strict=True))
     if len(position) < n:
@@ -618,10 +636,16 @@ def _recommend(c: dict[str, Any], ids: pd.Index) -> pd.Series:
         names = list(c)
         values = [np.asarray(c[name])[qualifying].tolist() for name in names]
         rows = [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
-        for j, (programme, make) in enumerate(RULES.items()):
-            for k in np.flatnonzero(fired[qualifying, j]):
-                out[qualifying[k]].append({"programme": programme, **make(rows[k])})
-    return pd.Series(out, index=ids, dtype=object, name="recommendations")
+        # (household, programme) pairs in row-major order: each household's list follows RULES.
+        makers = list(RULES.items())
+        at, programme_at = np.nonzero(fired[qualifying])
+        households = qualifying.tolist()
+        for k, j in zip(at.tolist(), programme_at.tolist(), strict=True):
+            programme, make = makers[j]
+            out[households[k]].append({"programme": programme, **make(rows[k])})
+    lists = np.empty(len(out), dtype=object)
+    lists[:] = out  # one list per household (a Series from the lists themselves costs more per call)
+    return pd.Series(lists, index=ids, name="recommendations", copy=False)
 
 
 def recommend_for(world: World, as_of: pd.Timestamp, features: pd.DataFrame, policy: PolicyConfig
