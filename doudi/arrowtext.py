@@ -9,11 +9,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def arrow_text(values: pd.Series | pd.Index) -> pa.Array | None:
+def arrow_text(
+    values: pd.Series | pd.Index | pd.api.extensions.ExtensionArray | np.ndarray,
+) -> pa.Array | None:
     """The Arrow array behind Arrow-backed text (pandas' default string dtype, what Parquet gives),
-    without a copy; None for text held as Python objects (a score request's columns, object dtype)."""
-    array = values.array
-    if not (isinstance(array, pd.arrays.ArrowExtensionArray) and pd.api.types.is_string_dtype(array.dtype)):
+    without a copy; None for text held as Python objects (a score request's columns, object dtype).
+    ``values`` may also be the array behind a column (a numpy array is never Arrow text)."""
+    array = values.array if isinstance(values, pd.Series | pd.Index) else values
+    if not isinstance(array, pd.arrays.ArrowExtensionArray):
+        return None
+    # pandas' string dtype answers without the generic dtype test (a few µs a call).
+    if not (isinstance(array.dtype, pd.StringDtype) or pd.api.types.is_string_dtype(array.dtype)):
         return None
     arrow = array.__arrow_array__()
     if isinstance(arrow, pa.ChunkedArray):
@@ -23,5 +29,9 @@ def arrow_text(values: pd.Series | pd.Index) -> pa.Array | None:
 
 def index_in(values: pa.Array, value_set: pa.Array) -> np.ndarray:
     """Position of each of ``values`` in ``value_set`` (-1 when absent; missing finds missing)."""
-    found = pc.index_in(values, value_set=value_set).fill_null(-1)
+    found = pc.index_in(values, value_set=value_set)
+    # Nulls (values not found) are filled only when there are any: the fill costs more than the look-up
+    # itself for a few values.
+    if found.null_count:
+        found = found.fill_null(-1)
     return found.to_numpy(zero_copy_only=False).astype(np.int64)

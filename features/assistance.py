@@ -13,7 +13,7 @@ import numpy as np
 
 from doudi.contract import PROGRAMMES
 from features.registry import feature
-from features.snapshot import Columns, Snapshot, select_rows
+from features.snapshot import Columns, Snapshot, code_in, select_rows
 
 _CODE = {name: PROGRAMMES.index(name) for name in PROGRAMMES}
 _MAIN = [_CODE["dibao"], _CODE["tekun"], _CODE["edge"]]
@@ -21,7 +21,7 @@ _MAIN = [_CODE["dibao"], _CODE["tekun"], _CODE["edge"]]
 
 def _records(snap: Snapshot, programmes: list[int]) -> Columns:
     table = snap.table("assistance")
-    return select_rows(table, np.isin(table["programme"], programmes))
+    return select_rows(table, code_in(table["programme"], programmes))
 
 
 def _lifted_year(snap: Snapshot) -> np.ndarray:

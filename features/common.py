@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from doudi.contract import URBAN_RURAL
 from doudi.policy import PolicyRules, load_policy
-from features.snapshot import Columns, Snapshot
+from features.snapshot import Columns, Snapshot, distinct_codes
 
 CHILD_AGE = 16
 ELDERLY_AGE = 60
@@ -55,13 +54,13 @@ def capped_share(numerator: np.ndarray, denominator: np.ndarray, cap: float) -> 
     return np.minimum(share, cap)
 
 
-def villages(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+def villages(snap: Snapshot) -> tuple[np.ndarray, list[str]]:
     """Each household's village as a code into the distinct village codes (code -1 when missing).
 
     Village-level values (county, policy rules, disaster exposure) are worked out once per distinct
     village and then taken per household: cheap for one household and for a million.
     """
-    return snap.cached("villages", lambda: pd.factorize(snap.table("households")["village_code"]))
+    return snap.cached("villages", lambda: distinct_codes(snap.table("households")["village_code"]))
 
 
 def county_codes(snap: Snapshot) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from doudi.contract import EMPLOYMENT_EVENTS
 from features.registry import feature
-from features.snapshot import Columns, Snapshot, select_rows
+from features.snapshot import Columns, Snapshot, code_in, select_rows
 
 _CODE = {name: EMPLOYMENT_EVENTS.index(name) for name in EMPLOYMENT_EVENTS}
 
@@ -30,7 +30,7 @@ def _current(snap: Snapshot, kinds: tuple[str, str]) -> Columns:
     """Each person's latest event among ``kinds`` known at T."""
     table = snap.table("employment_events")
     codes = [_CODE[k] for k in kinds]
-    table = select_rows(table, np.isin(table["event_type"], codes) & (table["_p"] >= 0))
+    table = select_rows(table, code_in(table["event_type"], codes) & (table["_p"] >= 0))
     keys = (table["event_type"], table["recorded_at"], table["event_date"], table["_p"])
     ordered = table.take(np.lexsort(keys))  # stable: by person, then date, recorded_at, event type
     person = ordered["_p"]

@@ -26,6 +26,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 
 from doudi.io import World
 from features.snapshot import EncodedWorld, Snapshot, encode_world, positions_in
@@ -43,6 +44,8 @@ _TABLE_NAMES = (
 )
 
 Builder = Callable[[Snapshot], "np.ndarray | pd.Series"]
+_STRING = pd.api.types.pandas_dtype("string")
+"""Categorical features' dtype (resolved once)."""
 
 
 @dataclass(frozen=True)
@@ -276,28 +279,45 @@ def build_features(
         if (positions < 0).any():
             missing = list(index[positions < 0][:5])
             raise KeyError(f"households not in the households table: {missing}")
-        rows = positions
+        # Every household in table order (a score request's world holds just the requested ones): the
+        # features are taken as they are rather than gathered, feature by feature.
+        same = len(positions) == encoded.ids.size and np.array_equal(positions, np.arange(len(positions)))
+        rows = slice(None) if same else positions
     snap = Snapshot(encoded, pd.Timestamp(as_of))
     specs = list(REGISTRY.values())
-    numeric = [spec.name for spec in specs if spec.kind != "categorical"]
+    layout = _layout(tuple(spec.kind == "categorical" for spec in specs))
     # Numeric features go straight into one float block (the frame's own storage: no second copy).
-    block = np.empty((len(numeric), len(index)))
-    text: dict[int, pd.api.extensions.ExtensionArray] = {}  # position -> categorical feature
+    block = np.empty((len(layout.numeric), len(index)))
+    # Placements are copied: the frame keeps them, and the layout is shared by every call.
+    blocks: list[tuple[np.ndarray | pd.api.extensions.ExtensionArray, np.ndarray]] = [
+        (block, layout.numeric.copy())]
     for done, spec in enumerate(specs, start=1):
         values = _column(spec, snap)[rows]
         if spec.kind == "categorical":
-            text[done - 1] = _text(values, spec.fill)
+            blocks.append((_text(values, spec.fill), np.array([done - 1])))
         else:
-            block[done - 1 - len(text)] = values  # the numeric features before this one are filled
+            block[layout.row[done - 1]] = values
         if progress is not None:
             progress(done, len(specs), spec.name)
-    # Labels are plain objects while the frame is assembled (an insert into Arrow-backed labels costs
-    # ~0.1 ms); the usual string labels, built once per registry, are set at the end. Names are unique.
-    frame = pd.DataFrame(block.T, index=index, columns=pd.Index(numeric, dtype=object), copy=False)
-    for position, values in text.items():
-        frame.insert(position, specs[position].name, values, allow_duplicates=True)
-    frame.columns = _labels(tuple(spec.name for spec in specs))
-    return frame
+    # The frame made from its blocks as they are: pd.DataFrame plus an insert per categorical feature
+    # checked and copied the labels again (~0.1 ms an insert for one household).
+    return create_dataframe_from_blocks(blocks, index=index, columns=_labels(tuple(REGISTRY)))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the numeric features go in the frame's float block: ``numeric`` the frame positions of the
+    block's rows; ``row[i]`` the block row of feature i (-1 for a categorical: a block of its own)."""
+
+    numeric: np.ndarray
+    row: tuple[int, ...]
+
+
+@functools.cache
+def _layout(categorical: tuple[bool, ...]) -> _Layout:
+    numeric = np.flatnonzero(~np.array(categorical, dtype=bool))
+    rows = iter(range(len(numeric)))
+    return _Layout(numeric=numeric, row=tuple(-1 if text else next(rows) for text in categorical))
 
 
 @functools.cache
@@ -325,5 +345,6 @@ def _column(spec: FeatureSpec, snap: Snapshot) -> np.ndarray:
 
 def _text(values: np.ndarray, fill: float | None) -> pd.api.extensions.ExtensionArray:
     """A categorical feature as pandas ``string`` (missing filled with ``str(fill)`` when given)."""
-    array = pd.array(values, dtype="string")
+    # What pd.array(values, dtype="string") does, without resolving the dtype's name on every call.
+    array = _STRING.construct_array_type()._from_sequence(values, dtype=_STRING)
     return array if fill is None else array.fillna(str(fill))
