@@ -364,7 +364,7 @@ def _trailing(net: np.ndarray, first_data: int, first: int, end: int) -> np.ndar
     lo = np.maximum(ends - 11, first)
     total = cumulative[:, ends - first + 1] - cumulative[:, lo - first]
     available = ends - np.maximum(ends - 11, first_data) + 1
-    return total * (12 / np.clip(available, 1, 12))
+    return total * (12 / np.minimum(np.maximum(available, 1), 12))  # np.clip: more per-call overhead
 
 
 def _on_programme(world: World, frame: _Frame, as_of: pd.Timestamp) -> np.ndarray:
