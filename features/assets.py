@@ -72,9 +72,8 @@ def deposits_pc_to_dibao(snap: Snapshot) -> np.ndarray:
                      "than two reports or no previous deposits.")
 def deposit_drop(snap: Snapshot) -> np.ndarray:
     reports = asset_reports(snap)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drop = 1.0 - reports.deposits / reports.previous_deposits
-    return np.where(reports.previous_deposits > 0, drop, 0.0)
+    previous = reports.previous_deposits
+    return np.where(previous > 0, 1.0 - ratio(reports.deposits, previous), 0.0)
 
 
 @feature(name="vehicles", group="assets", source=("assets",), window_months=None, unit="count",

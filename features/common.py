@@ -33,15 +33,14 @@ def household_size(snap: Snapshot) -> np.ndarray:
 
 def per_capita(snap: Snapshot, values: np.ndarray) -> np.ndarray:
     """``values`` divided by household size; NaN where no member is known."""
-    size = household_size(snap)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(size > 0, values / size, np.nan)
+    return ratio(values, household_size(snap))
 
 
 def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """``numerator / denominator``, NaN where the denominator is missing or not positive."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
+    # Divided by NaN where the denominator is not positive: NaN without a division by zero to silence
+    # (np.errstate costs about as much as the division on a household's few values).
+    return numerator / np.where(denominator > 0, denominator, np.nan)
 
 
 def capped_share(numerator: np.ndarray, denominator: np.ndarray, cap: float) -> np.ndarray:

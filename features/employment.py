@@ -56,7 +56,7 @@ def job_losses_12m(snap: Snapshot) -> np.ndarray:
                      "(coverage missing counts as not covered).")
 def uninsured_job_loss_6m(snap: Snapshot) -> np.ndarray:
     losses = _events(snap, "job_loss", 6)
-    insured = np.nan_to_num(losses["unemployment_insured"].astype(np.float64)) > 0
+    insured = losses["unemployment_insured"].astype(np.float64) > 0  # missing (NaN) is not insured
     return snap.per_household(losses["_h"][~insured])
 
 

@@ -33,7 +33,7 @@ def _certified_grade(snap: Snapshot) -> np.ndarray:
         if "disability_certified_at" in people:
             certified = people["disability_certified_at"]
             grade = np.where(~np.isnat(certified) & (certified >= snap.as_of.to_datetime64()), 0, grade)
-        return np.clip(grade, 0, _MAX_GRADE)
+        return np.minimum(np.maximum(grade, 0), _MAX_GRADE)  # np.clip, at less cost per call
 
     return snap.cached("certified_grade", compute)
 

@@ -103,25 +103,28 @@ def _window_mean(values: np.ndarray, covered: np.ndarray, start: int, stop: int)
 
 def _drop(recent: np.ndarray, base: np.ndarray) -> np.ndarray:
     """``1 - recent / base``; 0 where there is no positive base to drop from."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drop = 1.0 - recent / base
-    return np.where((base > 0) & ~np.isnan(recent), drop, 0.0)
+    return np.where((base > 0) & ~np.isnan(recent), 1.0 - ratio(recent, base), 0.0)
+
+
+def _income_mean(snap: Snapshot, start: int, stop: int) -> np.ndarray:
+    """Mean monthly household income over the covered months of offsets start..stop-1 (computed once
+    per snapshot: the last 3 months are read by several features)."""
+
+    def compute() -> np.ndarray:
+        w = income_windows(snap)
+        return _window_mean(w.total, w.covered, start, stop)
+
+    return snap.cached(f"income_mean_{start}_{stop}", compute)
 
 
 def household_income_annual(snap: Snapshot) -> np.ndarray:
     """Household income over the last 12 known complete months, annualised from covered months (yuan/year)."""
-
-    def compute() -> np.ndarray:
-        w = income_windows(snap)
-        return _window_mean(w.total, w.covered, 0, 12) * 12
-
-    return snap.cached("household_income_annual", compute)
+    return snap.cached("household_income_annual", lambda: _income_mean(snap, 0, 12) * 12)
 
 
 def income_pc_month_3m(snap: Snapshot) -> np.ndarray:
     """Per-capita monthly income, mean of the last 3 known complete months (yuan/person/month)."""
-    w = income_windows(snap)
-    return per_capita(snap, _window_mean(w.total, w.covered, 0, 3))
+    return snap.cached("income_pc_month_3m", lambda: per_capita(snap, _income_mean(snap, 0, 3)))
 
 
 @feature(name="income_pc_12m", group="income", source=("income", "members"), window_months=12,
@@ -133,7 +136,7 @@ def income_pc_month_3m(snap: Snapshot) -> np.ndarray:
                      "(annualised when fewer months are on record) divided by household size. NaN without "
                      "income records or members.")
 def income_pc_12m(snap: Snapshot) -> np.ndarray:
-    return per_capita(snap, household_income_annual(snap))
+    return snap.cached("income_pc_12m", lambda: per_capita(snap, household_income_annual(snap)))
 
 
 @feature(name="income_to_monitoring_line", group="income", source=("income", "members", "standards"),
@@ -196,8 +199,7 @@ def income_to_edge_line(snap: Snapshot) -> np.ndarray:
          description="1 - mean monthly income of the last 3 known complete months / mean of the 12 months "
                      "before (covered months only); 0 when there is no earlier income. Negative is a rise.")
 def income_drop_3m_vs_12m(snap: Snapshot) -> np.ndarray:
-    w = income_windows(snap)
-    return _drop(_window_mean(w.total, w.covered, 0, 3), _window_mean(w.total, w.covered, 3, 15))
+    return _drop(_income_mean(snap, 0, 3), _income_mean(snap, 3, 15))
 
 
 @feature(name="income_drop_yoy_3m", group="income", source=("income",), window_months=15, unit="ratio",
@@ -212,8 +214,7 @@ def income_drop_3m_vs_12m(snap: Snapshot) -> np.ndarray:
                      "months a year earlier (seasonal farm income compared like with like); 0 without a "
                      "base.")
 def income_drop_yoy_3m(snap: Snapshot) -> np.ndarray:
-    w = income_windows(snap)
-    return _drop(_window_mean(w.total, w.covered, 0, 3), _window_mean(w.total, w.covered, 12, 15))
+    return _drop(_income_mean(snap, 0, 3), _income_mean(snap, 12, 15))
 
 
 @feature(name="wage_drop_3m_vs_12m", group="income", source=("income",), window_months=15, unit="ratio",

@@ -500,6 +500,7 @@ class Snapshot:
         self._encoded = encoded
         self._tables: dict[str, Columns] = {}
         self._cache: dict[str, Any] = {}
+        self._starts: dict[int, np.datetime64] = {}  # months_ago
 
     def table(self, name: str) -> Columns:
         """Encoded table ``name`` with only the records known before T (cut once, then reused)."""
@@ -507,7 +508,8 @@ class Snapshot:
             table, frame = TABLES[name], self._encoded.tables[name]
 
             def cut() -> Columns:
-                return select_rows(frame, known_mask(table, frame, self.as_of))
+                # An empty table (most of a household's tables) is its own cut.
+                return select_rows(frame, known_mask(table, frame, self.as_of)) if len(frame) else frame
 
             # A region table's cut depends on T only: a server cuts it once per as-of date.
             regional = not _per_household(name)
@@ -540,7 +542,10 @@ class Snapshot:
 
     def months_ago(self, months: int) -> np.datetime64:
         """The date ``months`` calendar months before T (window starts: ``date >= T - k months``)."""
-        return _months_ago(self.as_of, self.as_of.unit, months)
+        start = self._starts.get(months)
+        if start is None:
+            start = self._starts[months] = _months_ago(self.as_of, self.as_of.unit, months)
+        return start
 
     def months_before(self, dates: np.ndarray) -> np.ndarray:
         """Months (fractional, 30.44 days) between each date and T."""
@@ -548,15 +553,15 @@ class Snapshot:
 
     def per_household(self, codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Sum of ``weights`` (or count of rows) per household, aligned to ``ids``."""
-        return np.bincount(codes, weights=weights, minlength=self.n).astype(np.float64)
+        return np.bincount(codes, weights=weights, minlength=self.n).astype(np.float64, copy=False)
 
     def per_household_max(
         self, codes: np.ndarray, values: np.ndarray, *, empty: float = np.nan
     ) -> np.ndarray:
         """Maximum of ``values`` per household (``empty`` where a household has no rows)."""
         out = np.full(self.n, -np.inf)
-        np.maximum.at(out, codes, values.astype(np.float64))
-        return np.where(np.isneginf(out), empty, out)
+        np.maximum.at(out, codes, values.astype(np.float64, copy=False))
+        return np.where(out == -np.inf, empty, out)
 
     def per_household_min(
         self, codes: np.ndarray, values: np.ndarray, *, empty: float = np.nan
