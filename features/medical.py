@@ -18,9 +18,13 @@ SHARE_CAP = 10.0
 
 
 def _claims(snap: Snapshot, months: int):
-    """Claims discharged within the last ``months`` months before T."""
-    table = snap.table("medical_claims")
-    return select_rows(table, table["discharge_date"] >= snap.months_ago(months))
+    """Claims discharged within the last ``months`` months before T (selected once per snapshot)."""
+
+    def compute():
+        table = snap.table("medical_claims")
+        return select_rows(table, table["discharge_date"] >= snap.months_ago(months))
+
+    return snap.cached(f"claims_{months}m", compute)
 
 
 @feature(name="medical_oop_3m", group="medical", source=("medical_claims",), window_months=3, unit="yuan",

@@ -47,6 +47,7 @@ _TABLE_NAMES = (
 Builder = Callable[[Snapshot], "np.ndarray | pd.Series"]
 _STRING = pd.api.types.pandas_dtype("string")
 """Categorical features' dtype (resolved once)."""
+_STRING_ARRAY = _STRING.construct_array_type()
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,7 @@ def _text_blocks(
     if not texts:
         return []
     joined = np.concatenate([values for _, values, _ in texts])
-    arrays = _STRING.construct_array_type()._from_sequence(joined, dtype=_STRING)
+    arrays = _STRING_ARRAY._from_sequence(joined, dtype=_STRING)
     blocks = []
     for k, (position, _, fill) in enumerate(texts):
         array = arrays[k * n:(k + 1) * n]
