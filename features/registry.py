@@ -311,7 +311,7 @@ def build_features(
 
 
 def _same_text(index: pd.Index, ids: pd.Index) -> bool:
-    """Whether two Arrow-backed text indexes hold the same values in the same order (~0.1 µs)."""
+    """Whether two Arrow-backed text indexes hold the same values in the same order (compares buffers)."""
     left, right = arrow_text(index), arrow_text(ids)
     return left is not None and right is not None and left.type == right.type and left.equals(right)
 
