@@ -129,7 +129,7 @@ def create_app(
             from doudi.pseudonym import hmac_key
 
             key = hmac_key(settings)
-        state = AppState(settings=settings, sessions=session_factory(db),
+        state = AppState(settings=settings, engine=db, sessions=session_factory(db),
                          policy=policy or load_policy(settings.policy_file), metrics=metrics,
                          reference=reference, model=model, id_key=key)
         if state.model is None:
@@ -218,24 +218,23 @@ def create_app(
         def audit(session: Any, stored: Any) -> None:  # who had which households scored, in one row
             store.audit(session, caller, "score", request_path="/v1/score",
                         detail={"run_id": stored.run_id, "households": len(stored.scores),
-                                "alerts": int(stored.scores["alerted"].sum())})
+                                "alerts": int(stored.scores["alerted"].to_numpy(bool).sum())})
 
         batch = score_world(request_world.world, pd.Timestamp(parsed.as_of), model, state.policy,
                             households=request_world.households, sessions=state.sessions, source="api",
                             explain_all=True, on_store=audit)
         scores = batch.scores
+        # One boxing pass over the whole frame: taking the columns one by one (a Series each) measured
+        # 0.65 ms for one household against 0.35 ms (8.1 against 5.7 ms for 1,000 households).
+        columns = scores.columns.tolist()
+        records = [dict(zip(columns, values, strict=True))
+                   for values in scores.to_numpy(dtype=object).tolist()]
         state.metrics.scored.labels("api").inc(len(scores))
-        alerted = scores["alerted"].to_numpy(bool)
-        for tier, count in Counter(scores["tier"].to_numpy(dtype=object)[alerted].tolist()).items():
-            state.metrics.alerts.labels("api", str(tier)).inc(count)
+        for tier, count in Counter(str(row["tier"]) for row in records if row["alerted"]).items():
+            state.metrics.alerts.labels("api", tier).inc(count)
         alert_ids = batch.alert_ids.to_dict()
-        # Column by column: itertuples boxes every cell of the wide scores frame.
-        names = ("village_code", "in_cohort", "risk", "raw_score", "base_value", "tier", "rank", "triggered",
-                 "alerted", "not_alerted_because", "reasons", "triggers", "recommendations", "contributions")
-        columns = {name: scores[name].tolist() for name in names}
         rows = []
-        for i, household_id in enumerate(scores.index.tolist()):
-            row = {name: values[i] for name, values in columns.items()}
+        for household_id, row in zip(scores.index.tolist(), records, strict=True):
             rows.append({
                 "household_id": household_id, "village_code": row["village_code"],
                 "in_cohort": bool(row["in_cohort"]), "risk": row["risk"], "raw_score": row["raw_score"],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from doudi.io import World
@@ -23,6 +24,7 @@ class AppState:
     """Everything the routes need, built once in the app's lifespan."""
 
     settings: Settings
+    engine: Engine
     sessions: sessionmaker[Session]
     policy: PolicyConfig
     metrics: Metrics
@@ -54,8 +56,7 @@ def get_principal(
     state: State,
     authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
 ) -> Principal:
-    with state.sessions() as session:
-        return authenticate(session, authorization)
+    return authenticate(state.engine, authorization)
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
