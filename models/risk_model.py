@@ -169,35 +169,39 @@ class RiskModel:
         Raises:
             KeyError: ``X`` lacks a feature column.
         """
-        missing = [f for f in self.features if f not in X]
-        if missing:
-            raise KeyError(f"RiskModel: input lacks feature column(s): {', '.join(missing)}")
-        if list(X.columns) != self.features:
+        columns = X.columns.tolist()  # one list: iterating an Arrow-text Index boxes label by label
+        if columns != self.features:
+            present = set(columns)
+            missing = [f for f in self.features if f not in present]
+            if missing:
+                raise KeyError(f"RiskModel: input lacks feature column(s): {', '.join(missing)}")
             X = X[self.features]
-        categories = getattr(self, "categories_", {})
+        positions = self._category_positions()
         # One conversion of the whole frame: per-column pandas calls cost ~0.15 ms each, which for one
         # row is the whole price of a prediction.
-        codes = {name: self._category_codes(X[name], categories.get(name, [])) for name in self.categorical}
+        codes = {name: self._category_codes(X[name], positions[name]) for name in self.categorical}
         return X.assign(**codes).to_numpy(dtype=np.float64, na_value=np.nan)
 
+    def _category_positions(self) -> dict[str, dict[str, int]]:
+        """Per categorical feature, the position of each training category, worked out once per fitted
+        (or loaded) set of categories rather than on every call."""
+        categories = getattr(self, "categories_", {})
+        cached = self.__dict__.get("_positions")
+        if cached is None or cached[0] is not categories or cached[1] != self.categorical:
+            positions = {name: {value: at for at, value in enumerate(categories.get(name, []))}
+                         for name in self.categorical}
+            cached = self._positions = (categories, list(self.categorical), positions)
+        return cached[2]
+
     @staticmethod
-    def _category_codes(column: pd.Series, categories: Sequence[str]) -> np.ndarray:
-        """Position of each value (as a string) in ``categories``; NaN when missing or not among them."""
+    def _category_codes(column: pd.Series, positions: dict[str, int]) -> np.ndarray:
+        """Position of each value (as a string) among the categories; NaN when missing or not among them."""
         if not isinstance(column.dtype, pd.StringDtype):
             column = column.astype("string")
-        values = column.to_numpy(dtype=object, na_value=None)
-        known = np.asarray(categories, dtype=object)
-        if not len(known) or not len(values):
-            return np.full(len(values), np.nan)
-        # Binary search in the sorted categories (numpy over Python strings): a pandas Index or
-        # Categorical per call costs more than the lookup itself for a few rows.
-        order = np.argsort(known)
-        ordered = known[order]
-        present = ~pd.isna(values)
-        probe = np.where(present, values, ordered[0])
-        at = np.minimum(np.searchsorted(ordered, probe), len(ordered) - 1)
-        found = present & (ordered[at] == probe)
-        return np.where(found, order[at], np.nan)
+        values = column.to_numpy(dtype=object, na_value=None).tolist()
+        # A dict look-up per value: a pandas Index or Categorical per call costs more than the look-up
+        # itself for a few rows.
+        return np.array([positions.get(value, np.nan) for value in values], dtype=np.float64)
 
     def _checked(self, X: pd.DataFrame, matrix: np.ndarray | None) -> np.ndarray:
         if matrix is None:
@@ -257,7 +261,16 @@ class RiskModel:
         values = self._checked(X, matrix)
         threads = self._threads(len(values), small=SMALL_CONTRIB_BATCH)
         contrib = self.booster_.predict(values, pred_contrib=True, num_threads=threads)
-        return pd.DataFrame(contrib, index=X.index, columns=[*self.features, "base_value"])
+        return pd.DataFrame(contrib, index=X.index, columns=self._contribution_columns().copy())
+
+    def _contribution_columns(self) -> pd.Index:
+        """``[*features, "base_value"]`` as an Index, built once per feature list: inferring the labels'
+        dtype costs more than the frame for one row."""
+        key = tuple(self.features)
+        cached = self.__dict__.get("_contribution_labels")
+        if cached is None or cached[0] != key:
+            cached = self._contribution_labels = (key, pd.Index([*key, "base_value"]))
+        return cached[1]
 
     def feature_importance(self, kind: Literal["gain", "split"] = "gain") -> pd.Series:
         """Global importance per feature, largest first."""

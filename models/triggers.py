@@ -277,8 +277,13 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
     missing = [name for name in names if name not in features]
     if missing:
         raise KeyError(f"evaluate_triggers: feature column(s) missing: {', '.join(missing)}")
-    # Each column read once, as numpy: a pandas column lookup costs more than a condition on one row.
-    columns = {name: features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
+    # Each column read once, as numpy, the float64 ones (all of them, from build_features) in one block: a
+    # pandas column lookup costs more than a condition on one row.
+    block = features.select_dtypes(include=[np.float64])
+    values = block.to_numpy(dtype=np.float64)
+    at = {name: i for i, name in enumerate(block.columns.tolist())}
+    columns = {name: values[:, at[name]] if name in at
+               else features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
     rules_by_row = _rules_by_row(features, policy)
     out: list[np.ndarray] = []
     severity_sum = np.zeros(len(features))
@@ -304,6 +309,6 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
     out += [n_fired, np.minimum(mean_severity, np.nextafter(1.0, 0.0))]
     # One frame at the end, from numbered columns named afterwards: inferring the names' dtype (pandas'
     # Arrow strings) again would cost more than the rules for one row.
-    frame = pd.DataFrame(dict(enumerate(out)), index=features.index)
+    frame = pd.DataFrame(dict(enumerate(out)), index=features.index, copy=False)
     frame.columns = _result_columns().copy()  # a copy: a caller may rename it
     return frame

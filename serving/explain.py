@@ -55,14 +55,15 @@ class Explanations:
         features = _records(self.contributions) if with_features else [None] * len(groups)
         return [
             {"base_value": float(b), "raw_score": float(r), "groups": g, **({"features": f} if f else {})}
-            for b, r, g, f in zip(self.base_value, self.raw_score, groups, features, strict=True)
+            for b, r, g, f in zip(self.base_value.tolist(), self.raw_score.tolist(), groups, features,
+                                  strict=True)
         ]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, float]]:
     """Rows as {column: value rounded to 6 decimals} (``frame.round(6).to_dict("records")`` without pandas'
     per-row overhead)."""
-    names = [str(c) for c in frame.columns]
+    names = [str(c) for c in frame.columns.tolist()]  # iterating an Arrow-text Index boxes label by label
     values = np.round(frame.to_numpy(dtype=np.float64), 6).tolist()
     return [dict(zip(names, row, strict=True)) for row in values]
 
@@ -161,12 +162,12 @@ def explain(
         can_state = np.zeros((0, len(names)), dtype=bool)
     group_sums = np.zeros((n, len(order)))
     best_feature = np.zeros((n, len(order)), dtype=np.int64)
+    stated = np.where(can_state, values, -np.inf)
     for g, cols in enumerate(layout.columns):
         # One pass per group (a handful), never per row: the group's total and its strongest feature
         # that may be stated as a reason (never where a household lives or its registration).
-        block = values[:, cols]
-        group_sums[:, g] = block.sum(axis=1)
-        best_feature[:, g] = cols[np.argmax(np.where(can_state[:, cols], block, -np.inf), axis=1)] if n else 0
+        group_sums[:, g] = values[:, cols].sum(axis=1)
+        best_feature[:, g] = cols[np.argmax(stated[:, cols], axis=1)] if n else 0
     ranked = np.argsort(-group_sums, axis=1, kind="stable")
     taken = np.take_along_axis(group_sums, ranked, axis=1)
     # Feature values are read cell by cell for the reasons only (at most `top` per row): selecting the

@@ -44,6 +44,7 @@ _BAND_LABELS = np.asarray(
 _NAMES = TableMemo(kept=8)
 """Village names by code, per regions table: the API sees the same reference table on every call."""
 _PROFILES = HouseholdProfile.metadata.tables[HouseholdProfile.__tablename__]
+_COLUMNS = pd.Index(["village_code", "village_name", "summary", "identities"])
 
 
 def _upsert(dialect: ModuleType) -> sa.Insert:
@@ -148,7 +149,7 @@ def household_profiles(
     fields = {
         "relation": relation,
         "sex": _column(members, "sex", rows),
-        "age_band": age_band(np.nan_to_num(age, nan=0.0)),
+        "age_band": age_band(np.where(np.isnan(age), 0.0, age)),
         "labour_capacity": labour,
         "disability_grade": grade,
         "id_last4": _column(members, "id_last4", rows),
@@ -171,12 +172,16 @@ def household_profiles(
                 }
             )
     totals = {key: values.astype(np.int64).tolist() for key, values in counts.items()}
-    summaries = [{**{key: totals[key][i] for key in totals}, "adults": adult_lists[i]} for i in range(n)]
-    frame = {
-        "village_code": village, "village_name": names, "summary": summaries, "identities": identity_lists,
-    }
-    # Object columns on purpose: inferring string dtypes costs more than the rest for one household.
-    return pd.DataFrame(frame, index=pd.Index(ids, dtype=object, name="household_id"), dtype=object)
+    # One block of objects with its labels given: inferring string dtypes, or building the frame column by
+    # column, costs more than the rest for one household.
+    table = np.empty((n, len(_COLUMNS)), dtype=object)
+    table[:, 0] = village
+    table[:, 1] = names
+    for i in range(n):  # element by element: numpy would read the lists as more dimensions
+        table[i, 2] = {**{key: totals[key][i] for key in totals}, "adults": adult_lists[i]}
+        table[i, 3] = identity_lists[i]
+    return pd.DataFrame(table, index=pd.Index(ids, dtype=object, name="household_id"),
+                        columns=_COLUMNS.copy(), dtype=object, copy=False)
 
 
 def save_profiles(session: Session, profiles: pd.DataFrame, as_of: pd.Timestamp) -> None:
@@ -186,13 +191,17 @@ def save_profiles(session: Session, profiles: pd.DataFrame, as_of: pd.Timestamp)
     # A Core statement on the session's connection: cheaper per call than the ORM's execution path.
     connection = session.connection()
     ids = [str(i) for i in profiles.index.tolist()]
+    # One read of the frame (one block of objects, as household_profiles builds it: no copy), then column
+    # by column: reading each column from the frame costs more than writing the row.
+    values = profiles.to_numpy(dtype=object)
+    at = {name: i for i, name in enumerate(profiles.columns.tolist())}
     connection.execute(_UPSERT[connection.dialect.name], parameter_rows({
         "household_id": ids,
-        "village_code": text_list(profiles["village_code"].tolist()),
-        "village_name": profiles["village_name"].tolist(),
+        "village_code": text_list(values[:, at["village_code"]].tolist()),
+        "village_name": values[:, at["village_name"]].tolist(),
         "as_of": pd.Timestamp(as_of).date(),
-        "summary": profiles["summary"].tolist(),
-        "identities": profiles["identities"].tolist(),
+        "summary": values[:, at["summary"]].tolist(),
+        "identities": values[:, at["identities"]].tolist(),
         "updated_at": utcnow(),
     }, len(ids)))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -62,6 +63,23 @@ _LINK_SUPERSEDED = (
 )
 _INSERT_AUDIT = sa.insert(_table(AuditLog))
 
+_TEXT = pd.Index(["text"]).dtype
+"""The dtype pandas infers for Python strings: given up front, the inference per call is skipped."""
+_CASE_LABELS = pd.Index(["alert_id", "tier"])
+_NO_CASES = pd.DataFrame({"alert_id": [], "tier": []}, index=pd.Index([], name="household_id"), dtype=object)
+_NO_ALERT_IDS = pd.Series(np.array([], dtype=np.int64), index=pd.Index([], name="household_id"))
+
+
+def _text(values: list[str]) -> pd.api.extensions.ExtensionArray:
+    """Python strings in the dtype pandas infers for them, built by Arrow: pandas' own conversion checks
+    every value again, which costs more than the rest of a frame for a few rows."""
+    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_TEXT)
+
+
+def _text_index(values: list[str], name: str) -> pd.Index:
+    """``pd.Index(values, name=name)`` for Python strings, without inferring their dtype."""
+    return pd.Index(_text(values), name=name, copy=False)
+
 
 def text_list(values: list[Any]) -> list[Any]:
     """``values`` as ``astype(str).tolist()`` gives them (missing stays missing), with no pandas call when
@@ -80,11 +98,15 @@ def open_cases(session: Session, household_ids: Sequence[str]) -> pd.DataFrame:
     connection = session.connection()
     rows = [row for chunk in _chunks(list(household_ids))
             for row in connection.execute(_OPEN_CASES, {"households": list(chunk)})]
-    households, alert_ids, tiers = ([list(column) for column in zip(*rows, strict=True)] if rows
-                                    else ([], [], []))
-    # Inferred dtypes, as the row-wise frame had them: str index, int64 and str; object when empty.
-    return pd.DataFrame({"alert_id": alert_ids, "tier": tiers},
-                        index=pd.Index(households, name="household_id"), dtype=None if rows else object)
+    if not rows:
+        return _NO_CASES.copy()  # object dtypes, as the row-wise frame had them
+    households, alert_ids, tiers = (list(column) for column in zip(*rows, strict=True))
+    # The dtypes the row-wise frame had (text index, int64, text), given rather than inferred; numbered
+    # columns named afterwards: inferring dtypes and labels costs more than the query for a few rows.
+    frame = pd.DataFrame({0: np.array(alert_ids, dtype=np.int64), 1: _text(tiers)},
+                         index=_text_index(households, "household_id"), copy=False)
+    frame.columns = _CASE_LABELS.copy()  # a copy: a caller may rename it
+    return frame
 
 
 @dataclass(frozen=True)
@@ -135,11 +157,18 @@ def save_run(
     as_of = run.as_of.date()
     typed = {"rank": np.int64, "triggered": bool, "risk": np.float64, "raw_score": np.float64,
              "base_value": np.float64}
-    columns: dict[str, Any] = {
-        name: alerts.index.tolist() if name == "household_id"
-        else (alerts[name].to_numpy(typed[name]) if name in typed else alerts[name]).tolist()
-        for name in ALERT_COLUMNS
-    } if len(alerts) else {"household_id": [], "triggered": []}
+    columns: dict[str, Any] = {"household_id": [], "triggered": []}
+    supersedes: list[Any] = []
+    if len(alerts):
+        columns["household_id"] = alerts.index.tolist()
+        # The alerts in one conversion, then column by column: reading a column costs more than its few
+        # rows for an API call (the batch's thousands of alerts are boxed either way).
+        values = alerts.to_numpy(dtype=object)
+        at = {name: i for i, name in enumerate(alerts.columns.tolist())}
+        for name in ALERT_COLUMNS[1:]:
+            column = values[:, at[name]]
+            columns[name] = (column.astype(typed[name]) if name in typed else column).tolist()
+        supersedes = values[:, at["supersedes"]].tolist() if "supersedes" in at else [None] * len(alerts)
     run_id = int(connection.execute(_INSERT_RUN, {
         "as_of": as_of, "source": run.source, "model_name": run.model_name,
         "model_version": run.model_version, "feature_version": run.feature_version,
@@ -158,8 +187,6 @@ def save_run(
     households = text_list(columns["household_id"])
     ids: Sequence[int] = []
     if len(alerts):
-        supersedes: list[Any] = (alerts["supersedes"].tolist() if "supersedes" in alerts
-                                 else [None] * len(alerts))
         old_ids = [None if pd.isna(old) else int(old) for old in supersedes]
         if any(old is not None for old in old_ids):
             # Close the old cases first: the partial unique index allows one open alert per household.
@@ -177,8 +204,9 @@ def save_run(
         if links:
             connection.execute(_LINK_SUPERSEDED, links)
     connection.execute(_FINISH_RUN, {"run": run_id, "at": utcnow()})
-    alert_ids = pd.Series(np.array(ids, dtype=np.int64), index=pd.Index(households, name="household_id"))
-    return run_id, alert_ids
+    if not households:
+        return run_id, _NO_ALERT_IDS.copy()
+    return run_id, pd.Series(np.array(ids, dtype=np.int64), index=_text_index(households, "household_id"))
 
 
 @dataclass(frozen=True)
