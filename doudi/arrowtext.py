@@ -27,6 +27,16 @@ def arrow_text(
     return arrow
 
 
+TEXT = pd.Index(["text"]).dtype
+"""The dtype pandas infers for Python strings (its default ``str``)."""
+
+
+def text_array(values: list[str] | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Python strings in the dtype pandas infers for them (:data:`TEXT`), built by Arrow: pandas' own
+    conversion checks every value again, which costs more than the rest of a frame for a few rows."""
+    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=TEXT)
+
+
 def index_in(values: pa.Array, value_set: pa.Array) -> np.ndarray:
     """Position of each of ``values`` in ``value_set`` (-1 when absent; missing finds missing)."""
     found = pc.index_in(values, value_set=value_set)

@@ -12,17 +12,15 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from doudi.arrowtext import text_array
 from models.risk_model import RiskModel
 
 ARTIFACT_KEY = "risk_model"
 OUTPUT_COLUMNS = ("risk", "raw_score", "tier")
 _OUTPUT_LABELS = pd.Index(OUTPUT_COLUMNS)
-_TEXT = pd.Series(np.array(OUTPUT_COLUMNS)).dtype
-"""The dtype pandas gives text (what the tier column always had): Arrow-backed strings."""
 
 
 class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
@@ -52,7 +50,7 @@ def score_frame(
     # Numbered columns named afterwards, the tier text built by Arrow in the dtype pandas gives text:
     # inferring the labels' and the tier's dtypes (or pandas checking each string again) costs more than
     # the model for one row.
-    tier = pd.arrays.ArrowStringArray(pa.array(model.tier(risk), type=pa.large_string()), dtype=_TEXT)
+    tier = text_array(model.tier(risk))
     frame = pd.DataFrame({0: risk, 1: margin, 2: tier}, index=features.index, copy=False)
     frame.columns = _OUTPUT_LABELS.copy()  # a copy: a caller may rename it
     return frame

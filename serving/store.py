@@ -13,13 +13,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from doudi.arrowtext import text_array
 from serving.auth import Principal, Scope
 from serving.errors import NotFound
-from serving.orm import CLOSED_STATUSES, TIERS, Alert, AuditLog, Base, HouseholdScore, ScoringRun, utcnow
+from serving.orm import (
+    CLOSED_STATUSES,
+    TIERS,
+    Alert,
+    AuditLog,
+    HouseholdScore,
+    ScoringRun,
+    core_table,
+    utcnow,
+)
 
 TIER_LEVEL = {tier: level for level, tier in enumerate(TIERS)}
 _CHUNK = 5000
@@ -35,14 +44,9 @@ def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]
         yield values[start:start + size]
 
 
-def _table(mapped: type[Base]) -> sa.Table:
-    """The Core table of a mapped class (for statements that skip the ORM's per-object work)."""
-    return mapped.metadata.tables[mapped.__tablename__]
-
-
 # Core statements built once and run on the session's connection: the ORM's execution path (and building a
 # statement per call) adds more per call than the few rows of an API call cost to write.
-_RUNS, _SCORES, _ALERTS = _table(ScoringRun), _table(HouseholdScore), _table(Alert)
+_RUNS, _SCORES, _ALERTS = core_table(ScoringRun), core_table(HouseholdScore), core_table(Alert)
 _OPEN_CASES = sa.select(_ALERTS.c.household_id, _ALERTS.c.id, _ALERTS.c.tier).where(
     _ALERTS.c.household_id.in_(sa.bindparam("households", expanding=True)),
     _ALERTS.c.status.not_in(CLOSED_STATUSES),
@@ -61,24 +65,16 @@ _LINK_SUPERSEDED = (
     sa.update(_ALERTS).where(_ALERTS.c.id == sa.bindparam("old_id"))
     .values(superseded_by=sa.bindparam("new_id"))
 )
-_INSERT_AUDIT = sa.insert(_table(AuditLog))
+_INSERT_AUDIT = sa.insert(core_table(AuditLog))
 
-_TEXT = pd.Index(["text"]).dtype
-"""The dtype pandas infers for Python strings: given up front, the inference per call is skipped."""
 _CASE_LABELS = pd.Index(["alert_id", "tier"])
 _NO_CASES = pd.DataFrame({"alert_id": [], "tier": []}, index=pd.Index([], name="household_id"), dtype=object)
 _NO_ALERT_IDS = pd.Series(np.array([], dtype=np.int64), index=pd.Index([], name="household_id"))
 
 
-def _text(values: list[str]) -> pd.api.extensions.ExtensionArray:
-    """Python strings in the dtype pandas infers for them, built by Arrow: pandas' own conversion checks
-    every value again, which costs more than the rest of a frame for a few rows."""
-    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_TEXT)
-
-
 def _text_index(values: list[str], name: str) -> pd.Index:
     """``pd.Index(values, name=name)`` for Python strings, without inferring their dtype."""
-    return pd.Index(_text(values), name=name, copy=False)
+    return pd.Index(text_array(values), name=name, copy=False)
 
 
 def text_list(values: list[Any]) -> list[Any]:
@@ -103,7 +99,7 @@ def open_cases(session: Session, household_ids: Sequence[str]) -> pd.DataFrame:
     households, alert_ids, tiers = (list(column) for column in zip(*rows, strict=True))
     # The dtypes the row-wise frame had (text index, int64, text), given rather than inferred; numbered
     # columns named afterwards: inferring dtypes and labels costs more than the query for a few rows.
-    frame = pd.DataFrame({0: np.array(alert_ids, dtype=np.int64), 1: _text(tiers)},
+    frame = pd.DataFrame({0: np.array(alert_ids, dtype=np.int64), 1: text_array(tiers)},
                          index=_text_index(households, "household_id"), copy=False)
     frame.columns = _CASE_LABELS.copy()  # a copy: a caller may rename it
     return frame
