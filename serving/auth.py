@@ -136,7 +136,7 @@ def add_user(session: Session, name: str, role: Role | str, *, region_codes: lis
     return user, token
 
 
-def authenticate(session: Session | Engine, authorization: str | None) -> Principal:
+def authenticate(database: Session | Engine, authorization: str | None) -> Principal:
     """The caller behind an ``Authorization: Bearer <token>`` header.
 
     Given an engine (as every API call does), the look-up runs on a Core connection opened only for a
@@ -153,10 +153,10 @@ def authenticate(session: Session | Engine, authorization: str | None) -> Princi
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("malformed Authorization header: use 'Bearer <token>'")
     digest = hash_token(token)
-    if isinstance(session, Session):
-        user = session.connection().execute(_CALLER, {"digest": digest}).first()
+    if isinstance(database, Session):
+        user = database.connection().execute(_CALLER, {"digest": digest}).first()
     else:
-        with session.connect() as connection:
+        with database.connect() as connection:
             user = connection.execute(_CALLER, {"digest": digest}).first()
     # The lookup is by hash (an attacker cannot steer it); the compare is constant-time all the same.
     if user is None or not hmac.compare_digest(user.token_hash, digest) or not user.active:
