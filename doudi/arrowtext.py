@@ -37,6 +37,14 @@ def text_array(values: list[str] | np.ndarray) -> pd.api.extensions.ExtensionArr
     return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=TEXT)
 
 
+def python_strings(values: pd.Series) -> np.ndarray | None:
+    """The object array behind text held as Python strings (a score request's tables; missing as NA),
+    without a copy; None for other columns (Arrow-backed text, what a loaded world holds)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "python":
+        return np.asarray(values.array, dtype=object)
+    return None
+
+
 def index_in(values: pa.Array, value_set: pa.Array) -> np.ndarray:
     """Position of each of ``values`` in ``value_set`` (-1 when absent; missing finds missing)."""
     found = pc.index_in(values, value_set=value_set)

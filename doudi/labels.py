@@ -58,7 +58,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from doudi.arrowtext import index_in
+from doudi.arrowtext import index_in, python_strings
 from doudi.contract import TABLES
 from doudi.io import World
 from doudi.memo import TableMemo
@@ -86,14 +86,6 @@ def _arrow(values: pd.Series) -> pa.Array:
     return array
 
 
-def _python_strings(values: pd.Series) -> np.ndarray | None:
-    """The object array behind text held as Python strings (a score request's tables), without a copy;
-    None for other columns (Arrow-backed text, what a loaded world holds)."""
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "python":
-        return np.asarray(values.array, dtype=object)
-    return None
-
-
 def _lookup(values: list[Any], found: dict[Any, int]) -> np.ndarray:
     """``found[value]`` for each of ``values`` (-1 when absent)."""
     return np.fromiter(map(found.get, values, itertools.repeat(-1, len(values))), np.int64, count=len(values))
@@ -101,7 +93,7 @@ def _lookup(values: list[Any], found: dict[Any, int]) -> np.ndarray:
 
 def _is_in(values: pd.Series, choices: pa.Array) -> np.ndarray:
     """Text values among ``choices`` (missing is not)."""
-    strings = _python_strings(values)
+    strings = python_strings(values)
     if strings is not None:  # a few per call: no conversion to Arrow
         found = frozenset(choices.to_pylist())
         return np.fromiter(map(found.__contains__, strings.tolist()), bool, count=len(strings))
@@ -133,7 +125,7 @@ def _parse_month(text: object) -> int:
 
 def _month_number(month: pd.Series) -> np.ndarray:
     """Month numbers of ``YYYY-MM`` text (:func:`_parse_month`), parsed once per distinct value."""
-    strings = _python_strings(month)
+    strings = python_strings(month)
     if strings is not None:  # a few per call: the parse is cached
         return np.fromiter(map(_parse_month, strings.tolist()), np.int64, count=len(strings))
     encoded = pc.dictionary_encode(_arrow(month), null_encoding="encode")
@@ -189,7 +181,7 @@ class _Frame:
     @functools.cached_property
     def _found(self) -> dict[Any, int]:
         """Household id -> first position (a missing id finds the first missing one, as in index_in)."""
-        strings = _python_strings(self._id_column)
+        strings = python_strings(self._id_column)
         values = strings.tolist() if strings is not None else self._ids.to_pylist()
         found = dict(zip(reversed(values), range(len(values) - 1, -1, -1), strict=True))
         missing = [found[value] for value in (None, pd.NA, np.nan) if value in found]
@@ -213,7 +205,7 @@ class _Frame:
 
     def positions(self, household_id: pd.Series) -> np.ndarray:
         """Row positions of ``household_id`` in the households table (-1 when unknown)."""
-        strings = _python_strings(household_id)
+        strings = python_strings(household_id)
         if strings is not None:
             return _lookup(strings.tolist(), self._found)
         # Arrow's hash lookup: pandas' get_indexer on millions of strings is ~10x slower.
@@ -221,7 +213,7 @@ class _Frame:
 
     def places_in(self, places: pa.Array, found: dict[Any, int]) -> np.ndarray:
         """Position of each household's key in ``places`` (``found``: place -> position; -1 when absent)."""
-        village, urban_rural = (_python_strings(self.homes[name]) for name in ("village_code", "urban_rural"))
+        village, urban_rural = (python_strings(self.homes[name]) for name in ("village_code", "urban_rural"))
         if village is None or urban_rural is None:
             return index_in(self.key, places)
         keys = [f"{v[:6]}|{u}" if isinstance(v, str) and isinstance(u, str) else None

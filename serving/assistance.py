@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.extensions import no_default
 
+from doudi.arrowtext import python_strings
 from doudi.contract import TABLES, Table
 from doudi.io import World
 from doudi.policy import PolicyConfig, PolicyRules
@@ -63,20 +64,12 @@ DAYS_PER_YEAR = 365.25
 def _take(values: pd.Series, rows: np.ndarray) -> Any:
     """``values`` at positions ``rows`` without building a Series: numpy when numpy-backed or Python
     strings, else an extension array."""
-    strings = _python_strings(values)
+    strings = python_strings(values)
     if strings is not None:
         return strings[rows]
     if isinstance(values.dtype, np.dtype):
         return values.to_numpy()[rows]
     return values.array.take(rows)
-
-
-def _python_strings(values: pd.Series) -> np.ndarray | None:
-    """The object array behind text held as Python strings (a call's tables; missing as NA), without a
-    copy; None for other columns (Arrow-backed text is converted only at the rows it needs)."""
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "python":
-        return np.asarray(values.array, dtype=object)
-    return None
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,7 @@ class _Known:
             # the same as converting the column.
             taken = np.asarray(values.array)[self.rows]
             return taken if dtype is None else taken.astype(dtype, copy=False)
-        strings = _python_strings(values)
+        strings = python_strings(values)
         if strings is not None and dtype is object:
             taken = strings[self.rows]
             if na_value is not no_default:
