@@ -37,11 +37,12 @@ def text_array(values: list[str] | np.ndarray) -> pd.api.extensions.ExtensionArr
     return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=TEXT)
 
 
-def python_strings(values: pd.Series) -> np.ndarray | None:
+def python_strings(values: pd.Series | pd.api.extensions.ExtensionArray | np.ndarray) -> np.ndarray | None:
     """The object array behind text held as Python strings (a score request's tables; missing as NA),
-    without a copy; None for other columns (Arrow-backed text, what a loaded world holds)."""
+    without a copy; None for other columns (Arrow-backed text, what a loaded world holds). ``values``
+    may also be the array behind a column."""
     if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "python":
-        return np.asarray(values.array, dtype=object)
+        return np.asarray(values.array if isinstance(values, pd.Series) else values, dtype=object)
     return None
 
 
