@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from pandas.api.extensions import ExtensionDtype
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from doudi.io import World
 from doudi.memo import TableMemo
 from serving.auth import Scope
 from serving.orm import HouseholdProfile, utcnow
-from serving.store import parameter_rows, text_list
+from serving.store import column_arrays, column_values, parameter_rows, text_list
 
 MINOR_AGE = 18
 AGE_BANDS = (18, 30, 45, 60, 70, 80)
@@ -45,6 +46,8 @@ _NAMES = TableMemo(kept=8)
 """Village names by code, per regions table: the API sees the same reference table on every call."""
 _PROFILES = HouseholdProfile.metadata.tables[HouseholdProfile.__tablename__]
 _COLUMNS = pd.Index(["village_code", "village_name", "summary", "identities"])
+_MEMBER_COLUMNS = ("household_id", "recorded_at", "birth_date", "relation", "labour_capacity",
+                   "disability_grade", "sex", "id_last4", "id_hash")
 
 
 def _upsert(dialect: ModuleType) -> sa.Insert:
@@ -66,11 +69,14 @@ def age_band(age: np.ndarray) -> np.ndarray:
     return np.where(position < 0, "<18", _BAND_LABELS[np.clip(position, 0, None)]).astype(object)
 
 
-def _column(frame: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+def _objects(columns: dict[str, Any], name: str, rows: np.ndarray) -> np.ndarray:
     """Column values at ``rows`` as objects, None for missing (all None if the column is absent)."""
-    if name not in frame:
+    if name not in columns:
         return np.full(len(rows), None, dtype=object)
-    return frame[name].to_numpy(dtype=object, na_value=None)[rows]
+    array = columns[name]
+    if isinstance(array.dtype, ExtensionDtype):  # what a Series' to_numpy calls for such a column
+        return array.to_numpy(dtype=object, na_value=None)[rows]
+    return pd.Series(array, copy=False).to_numpy(dtype=object, na_value=None)[rows]
 
 
 def _whole_years(birth: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
@@ -89,7 +95,8 @@ def _whole_years(birth: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
 def _mapping(frame: pd.DataFrame, key: str, value: str) -> dict[Any, Any]:
     """``frame[key]`` -> ``frame[value]`` as a dict: a pandas index lookup costs more per call than the
     whole dict for the few rows of an API call, and about the same for a batch."""
-    return dict(zip(frame[key].tolist(), frame[value].tolist(), strict=True))
+    columns = column_arrays(frame, (key, value))
+    return dict(zip(columns[key].tolist(), columns[value].tolist(), strict=True))
 
 
 def _lookup(mapping: dict[Any, Any], wanted: list[Any]) -> list[Any]:
@@ -118,22 +125,23 @@ def household_profiles(
         names = _lookup(_NAMES.get((regions,), (), lambda: _mapping(regions, "region_code", "name")), village)
 
     members = world["members"]
+    member = column_arrays(members, _MEMBER_COLUMNS)
     position = {h: i for i, h in enumerate(ids)}
-    owner = np.fromiter((position.get(h, -1) for h in members["household_id"].tolist()), dtype=np.intp,
+    owner = np.fromiter((position.get(h, -1) for h in member["household_id"].tolist()), dtype=np.intp,
                         count=len(members))
     keep = owner >= 0
-    if "recorded_at" in members:
-        recorded = members["recorded_at"].to_numpy(dtype="datetime64[ns]")
+    if "recorded_at" in member:
+        recorded = column_values(member["recorded_at"], "datetime64[ns]")
         keep &= np.isnat(recorded) | (recorded < as_of.to_datetime64())
     rows = np.flatnonzero(keep)
     owner = owner[rows]
-    age = _whole_years(members["birth_date"].to_numpy(dtype="datetime64[ns]")[rows], as_of)
-    relation = _column(members, "relation", rows)
-    labour = _column(members, "labour_capacity", rows)
-    grades = members["disability_grade"]
-    if not pd.api.types.is_numeric_dtype(grades.dtype):
-        grades = pd.to_numeric(grades, errors="coerce")
-    grade = np.nan_to_num(grades.to_numpy(dtype=np.float64)[rows]).astype(np.int64)
+    age = _whole_years(column_values(member["birth_date"], "datetime64[ns]")[rows], as_of)
+    relation = _objects(member, "relation", rows)
+    labour = _objects(member, "labour_capacity", rows)
+    grades = member["disability_grade"]
+    grade_values = (column_values(grades, np.float64) if pd.api.types.is_numeric_dtype(grades.dtype) else
+                    pd.to_numeric(pd.Series(grades, copy=False), errors="coerce").to_numpy(dtype=np.float64))
+    grade = np.nan_to_num(grade_values[rows]).astype(np.int64)
     minor = ~(age >= MINOR_AGE)  # an unknown age counts as a minor: nothing is shown about that person
     counts = {
         "size": np.bincount(owner, minlength=n),
@@ -148,13 +156,13 @@ def household_profiles(
     adults = adults[np.lexsort((-age[adults], order, owner[adults]))]
     fields = {
         "relation": relation,
-        "sex": _column(members, "sex", rows),
+        "sex": _objects(member, "sex", rows),
         "age_band": age_band(np.where(np.isnan(age), 0.0, age)),
         "labour_capacity": labour,
         "disability_grade": grade,
-        "id_last4": _column(members, "id_last4", rows),
+        "id_last4": _objects(member, "id_last4", rows),
     }
-    id_hash = _column(members, "id_hash", rows)
+    id_hash = _objects(member, "id_hash", rows)
     adult_lists: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     identity_lists: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     columns = [fields[name][adults].tolist() for name in ADULT_FIELDS]
