@@ -81,10 +81,11 @@ Values = pd.Series | np.ndarray | ExtensionArray
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray | ExtensionArray:
     """The array behind ``frame[name]``, without the Series ``frame[name]`` makes (~20 µs a call for a
     score request's small frames, about 20 reads per cohort)."""
-    for position, label in enumerate(frame.columns):
-        if label == name:
-            return frame._get_column_array(position)
-    raise KeyError(name)
+    try:  # a list's index(): iterating over the labels costs about 3x more than tolist() first
+        position = frame.columns.tolist().index(name)
+    except ValueError:
+        raise KeyError(name) from None
+    return frame._get_column_array(position)
 
 
 def _array(values: Values) -> np.ndarray | ExtensionArray:

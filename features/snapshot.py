@@ -421,7 +421,7 @@ def _arrays(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, ArrayLike]
     ``frame[name]`` makes a Series (~20 µs on a small frame, ~45 columns read per one-household world);
     the arrays are what the encoding reads, and it never writes to them.
     """
-    position = {name: i for i, name in enumerate(frame.columns)}
+    position = {name: i for i, name in enumerate(frame.columns.tolist())}  # tolist(): ~3x faster to iterate
     return {name: frame._get_column_array(position[name]) for name in names if name in position}
 
 

@@ -20,6 +20,7 @@ from pandas.api.internals import create_dataframe_from_blocks
 from pandas.arrays import DatetimeArray
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from doudi.arrowtext import text_array
 from doudi.contract import TABLES, Column, Table
 from doudi.io import World
 from doudi.memo import TableMemo
@@ -98,8 +99,6 @@ _STRING = pd.StringDtype("python")
 """Text columns: pandas' string dtype as ``load_world`` gives them, stored as Python strings rather than
 Arrow (for the few rows of a call, each Arrow-backed operation costs 5-10x more; values and missing values
 behave the same). An instance: resolving the name "string" costs ~0.1 ms."""
-_IDS = pd.api.types.pandas_dtype(str)
-"""The household ids' dtype (``dtype=str``, resolved once)."""
 _NAT = np.iinfo(np.int64).min
 """NaT as a day number."""
 _EPOCH = dt.date(1970, 1, 1).toordinal()
@@ -311,7 +310,8 @@ def request_world(
         arrays["members"]["id_hash"] = pd.array(hashed, dtype=_STRING)
         arrays["members"]["id_last4"] = pd.array(last4, dtype=_STRING)
     world: World = {name: held[name] if name in held else _frame(name, arrays.get(name)) for name in TABLES}
-    ids = pd.Index([row["household_id"] for row in rows["households"]], dtype=_IDS, name="household_id")
+    ids = pd.Index(text_array([row["household_id"] for row in rows["households"]]), name="household_id",
+                   copy=False)
     return RequestWorld(world=world, households=ids, origins=where)
 
 
