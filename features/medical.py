@@ -126,6 +126,6 @@ def inpatient_stays_12m(snap: Snapshot) -> np.ndarray:
 def medical_claim_months_12m(snap: Snapshot) -> np.ndarray:
     claims = _claims(snap, 12)
     month = claims["discharge_date"].astype("datetime64[M]").astype(np.int64)
-    offset = np.clip(snap.month - 1970 * 12 - month, 0, 12)
+    offset = np.minimum(np.maximum(snap.month - 1970 * 12 - month, 0), 12)  # np.clip, at less cost per call
     seen = np.bincount(claims["_h"] * 13 + offset, minlength=snap.n * 13)
     return (seen.reshape(snap.n, 13) > 0).sum(axis=1).astype(np.float64)
