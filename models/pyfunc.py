@@ -16,6 +16,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
 from doudi.arrowtext import text_array
+from doudi.frames import frame_of
 from models.risk_model import RiskModel
 
 ARTIFACT_KEY = "risk_model"
@@ -47,13 +48,11 @@ def score_frame(
     """
     margin = model.raw_score(features, matrix=matrix)
     risk = model.probability_from_margin(margin)
-    # Numbered columns named afterwards, the tier text built by Arrow in the dtype pandas gives text:
+    # Typed columns, the tier text built by Arrow in the dtype pandas gives text, labels built once:
     # inferring the labels' and the tier's dtypes (or pandas checking each string again) costs more than
     # the model for one row.
     tier = text_array(model.tier(risk))
-    frame = pd.DataFrame({0: risk, 1: margin, 2: tier}, index=features.index, copy=False)
-    frame.columns = _OUTPUT_LABELS.copy()  # a copy: a caller may rename it
-    return frame
+    return frame_of([risk, margin, tier], features.index, _OUTPUT_LABELS[:])  # a caller may rename them
 
 
 def signature(model: RiskModel) -> ModelSignature:

@@ -18,6 +18,9 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
+
+from doudi.frames import column_arrays, column_values
 
 FORMAT_VERSION = 1
 TIERS = ("red", "orange", "yellow")
@@ -169,18 +172,18 @@ class RiskModel:
         Raises:
             KeyError: ``X`` lacks a feature column.
         """
-        columns = X.columns.tolist()  # one list: iterating an Arrow-text Index boxes label by label
-        if columns != self.features:
-            present = set(columns)
-            missing = [f for f in self.features if f not in present]
-            if missing:
-                raise KeyError(f"RiskModel: input lacks feature column(s): {', '.join(missing)}")
-            X = X[self.features]
+        # The arrays behind the columns: a pandas call per column (or one on the whole frame, mixed text
+        # and numbers) costs more than a prediction of one row.
+        arrays = column_arrays(X, self.features)
+        missing = [f for f in self.features if f not in arrays]
+        if missing:
+            raise KeyError(f"RiskModel: input lacks feature column(s): {', '.join(missing)}")
         positions = self._category_positions()
-        # One conversion of the whole frame: per-column pandas calls cost ~0.15 ms each, which for one
-        # row is the whole price of a prediction.
-        codes = {name: self._category_codes(X[name], positions[name]) for name in self.categorical}
-        return X.assign(**codes).to_numpy(dtype=np.float64, na_value=np.nan)
+        out = np.empty((len(self.features), len(X)))  # returned transposed: one feature per row here
+        for row, name in enumerate(self.features):
+            out[row] = (self._category_codes(arrays[name], positions[name]) if name in positions
+                        else column_values(arrays[name], np.float64))
+        return out.T
 
     def _category_positions(self) -> dict[str, dict[str, int]]:
         """Per categorical feature, the position of each training category, worked out once per fitted
@@ -194,14 +197,21 @@ class RiskModel:
         return cached[2]
 
     @staticmethod
-    def _category_codes(column: pd.Series, positions: dict[str, int]) -> np.ndarray:
-        """Position of each value (as a string) among the categories; NaN when missing or not among them."""
-        if not isinstance(column.dtype, pd.StringDtype):
-            column = column.astype("string")
-        values = column.to_numpy(dtype=object, na_value=None).tolist()
+    def _category_codes(column: np.ndarray | ExtensionArray, positions: dict[str, int]) -> np.ndarray:
+        """Position of each value (as a string) among the categories; NaN when missing or not among them.
+
+        ``column`` is the array behind a feature column.
+        """
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "python":
+            values = np.asarray(column, dtype=object).tolist()  # the strings themselves (missing: NA)
+        else:
+            if not isinstance(column.dtype, pd.StringDtype):
+                column = pd.array(column, dtype="string")
+            values = column.to_numpy(dtype=object, na_value=None).tolist()
         # A dict look-up per value: a pandas Index or Categorical per call costs more than the look-up
         # itself for a few rows.
-        return np.array([positions.get(value, np.nan) for value in values], dtype=np.float64)
+        return np.array([positions.get(value, np.nan) if isinstance(value, str) else np.nan
+                         for value in values], dtype=np.float64)
 
     def _checked(self, X: pd.DataFrame, matrix: np.ndarray | None) -> np.ndarray:
         if matrix is None:

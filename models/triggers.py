@@ -47,6 +47,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from doudi.frames import column_arrays, column_values, frame_of
 from doudi.policy import PolicyConfig, PolicyRules, load_policy
 
 Op = Literal["<", "<=", ">", ">=", "=="]
@@ -199,6 +200,7 @@ _POLICY_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TRIGGERS for f 
 
 
 @functools.cache
+@functools.cache
 def _result_columns() -> pd.Index:
     return pd.Index([*TRIGGER_NAMES, "n_fired", "severity"])
 
@@ -274,16 +276,11 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
     """
     policy = policy or load_policy()
     names = trigger_features()
-    missing = [name for name in names if name not in features]
+    arrays = column_arrays(features, names)  # a pandas column look-up costs more than a condition on one row
+    missing = [name for name in names if name not in arrays]
     if missing:
         raise KeyError(f"evaluate_triggers: feature column(s) missing: {', '.join(missing)}")
-    # Each column read once, as numpy, the float64 ones (all of them, from build_features) in one block: a
-    # pandas column lookup costs more than a condition on one row.
-    block = features.select_dtypes(include=[np.float64])
-    values = block.to_numpy(dtype=np.float64)
-    at = {name: i for i, name in enumerate(block.columns.tolist())}
-    columns = {name: values[:, at[name]] if name in at
-               else features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
+    columns = {name: column_values(arrays[name], np.float64) for name in names}
     rules_by_row = _rules_by_row(features, policy)
     out: list[np.ndarray] = []
     severity_sum = np.zeros(len(features))
@@ -307,8 +304,6 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
         mean_severity = np.where(n_fired > 0, severity_sum / np.maximum(n_fired, 1), 0.0)
     # Keep the severity term below 1 so that k+1 fired triggers always outrank k.
     out += [n_fired, np.minimum(mean_severity, np.nextafter(1.0, 0.0))]
-    # One frame at the end, from numbered columns named afterwards: inferring the names' dtype (pandas'
-    # Arrow strings) again would cost more than the rules for one row.
-    frame = pd.DataFrame(dict(enumerate(out)), index=features.index, copy=False)
-    frame.columns = _result_columns().copy()  # a copy: a caller may rename it
-    return frame
+    # One frame at the end, from its typed columns and labels built once: pandas inferring them again
+    # would cost more than the rules for one row.
+    return frame_of(out, features.index, _result_columns()[:])  # a new Index: a caller may rename it

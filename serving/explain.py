@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from doudi.frames import column_arrays
+
 MAX_REASONS = 4
 OTHER_GROUP = "other"
 
@@ -32,40 +34,77 @@ class Explainable(Protocol):
 
 @dataclass(frozen=True)
 class Explanations:
-    """Explanations of a set of rows (aligned to the index of the explained frame).
+    """Explanations of a set of rows (aligned to ``index``, the explained frame's).
+
+    Held as arrays; the pandas views (``base_value``, ``raw_score``, ``contributions``, ``groups``,
+    ``reasons``) are built when first read: for the API's one row, building them all cost more than the
+    explanation's own arithmetic.
 
     Attributes:
-        base_value: the model's expected raw score (log-odds), per row.
-        raw_score: base value + sum of contributions, per row.
-        contributions: per-feature contributions (log-odds), rows x model features.
-        groups: contributions summed by feature group, rows x groups.
-        reasons: per row, at most ``MAX_REASONS`` dicts with group, feature, value, contribution (the
+        index: the explained rows.
+        base_values: the model's expected raw score (log-odds), per row.
+        feature_values: per-feature contributions (log-odds), rows x ``feature_names``.
+        feature_names: the model's features.
+        group_values: contributions summed by feature group, rows x ``group_names``.
+        group_names: the groups, in the order of their first feature.
+        reason_lists: per row, at most ``MAX_REASONS`` dicts with group, feature, value, contribution (the
             group's total), feature_contribution, zh and en.
     """
 
-    base_value: pd.Series
-    raw_score: pd.Series
-    contributions: pd.DataFrame
-    groups: pd.DataFrame
-    reasons: pd.Series
+    index: pd.Index
+    base_values: np.ndarray
+    feature_values: np.ndarray
+    feature_names: pd.Index
+    group_values: np.ndarray
+    group_names: pd.Index
+    reason_lists: np.ndarray
+
+    @functools.cached_property
+    def base_value(self) -> pd.Series:
+        """The model's expected raw score (log-odds), per row."""
+        return pd.Series(self.base_values, index=self.index, name="base_value")
+
+    @functools.cached_property
+    def raw_score(self) -> pd.Series:
+        """Base value + sum of contributions, per row."""
+        return pd.Series(self._raw_scores, index=self.index, name="raw_score")
+
+    @functools.cached_property
+    def contributions(self) -> pd.DataFrame:
+        """Per-feature contributions (log-odds), rows x model features."""
+        return pd.DataFrame(self.feature_values, index=self.index, columns=self.feature_names)
+
+    @functools.cached_property
+    def groups(self) -> pd.DataFrame:
+        """Contributions summed by feature group, rows x groups."""
+        return pd.DataFrame(self.group_values, index=self.index, columns=self.group_names.copy())
+
+    @functools.cached_property
+    def reasons(self) -> pd.Series:
+        """Per row, the reasons (see ``reason_lists``)."""
+        return pd.Series(self.reason_lists, index=self.index, dtype=object, name="reasons", copy=False)
+
+    @property
+    def _raw_scores(self) -> np.ndarray:
+        return self.base_values + self.feature_values.sum(axis=1)
 
     def contribution_records(self, *, with_features: bool = True) -> list[dict[str, Any]]:
         """Per row, the JSON stored with an alert: base value, raw score, group and feature contributions."""
-        groups = _records(self.groups)
-        features = _records(self.contributions) if with_features else [None] * len(groups)
+        groups = _records(self.group_values, self.group_names)
+        features = (_records(self.feature_values, self.feature_names) if with_features
+                    else [None] * len(groups))
         return [
             {"base_value": float(b), "raw_score": float(r), "groups": g, **({"features": f} if f else {})}
-            for b, r, g, f in zip(self.base_value.tolist(), self.raw_score.tolist(), groups, features,
+            for b, r, g, f in zip(self.base_values.tolist(), self._raw_scores.tolist(), groups, features,
                                   strict=True)
         ]
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, float]]:
+def _records(values: np.ndarray, columns: pd.Index) -> list[dict[str, float]]:
     """Rows as {column: value rounded to 6 decimals} (``frame.round(6).to_dict("records")`` without pandas'
     per-row overhead)."""
-    names = [str(c) for c in frame.columns.tolist()]  # iterating an Arrow-text Index boxes label by label
-    values = np.round(frame.to_numpy(dtype=np.float64), 6).tolist()
-    return [dict(zip(names, row, strict=True)) for row in values]
+    names = [str(c) for c in columns.tolist()]  # iterating an Arrow-text Index boxes label by label
+    return [dict(zip(names, row, strict=True)) for row in np.round(values, 6).tolist()]
 
 
 def feature_groups(names: list[str]) -> pd.Series:
@@ -172,9 +211,9 @@ def explain(
     taken = np.take_along_axis(group_sums, ranked, axis=1)
     # Feature values are read cell by cell for the reasons only (at most `top` per row): selecting the
     # model's columns out of X costs more than explaining one row.
-    position = np.arange(len(names)) if X.columns.tolist() == names else X.columns.get_indexer(names)
-    if n and (position < 0).any():
-        absent = [name for name, at in zip(names, position, strict=True) if at < 0]
+    columns_of_x = column_arrays(X, names)
+    absent = [name for name in names if name not in columns_of_x]
+    if n and absent:
         raise KeyError(f"explain: input lacks feature column(s): {', '.join(absent)}")
     reasons = np.empty(n, dtype=object)  # of lists: made as a Series, a list of lists costs more
     for i in range(n):  # formatting only: at most `top` sentences per explained (alerted) row
@@ -186,18 +225,12 @@ def explain(
             if not can_state[i, j] or values[i, j] <= 0:  # the group's push comes from nothing to state
                 continue
             name = names[j]
-            value = _value(X.iat[i, position[j]])
+            value = _value(columns_of_x[name][i])
             row.append({
                 "group": order[g], "feature": name, "value": value, "contribution": round(total, 6),
                 "feature_contribution": round(float(values[i, j]), 6),
                 "zh": reason_text(name, value, "zh"), "en": reason_text(name, value, "en"),
             })
         reasons[i] = row
-    index = X.index
-    return Explanations(
-        base_value=pd.Series(base, index=index, name="base_value"),
-        raw_score=pd.Series(base + values.sum(axis=1), index=index, name="raw_score"),
-        contributions=pd.DataFrame(values, index=index, columns=columns),
-        groups=pd.DataFrame(group_sums, index=index, columns=layout.labels.copy()),  # a caller may rename it
-        reasons=pd.Series(reasons, index=index, dtype=object, name="reasons", copy=False),
-    )
+    return Explanations(index=X.index, base_values=base, feature_values=values, feature_names=columns,
+                        group_values=group_sums, group_names=layout.labels, reason_lists=reasons)

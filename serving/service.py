@@ -31,8 +31,11 @@ import pandas as pd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from doudi.arrowtext import python_strings, text_array
+from doudi.frames import frame_of
 from doudi.io import World
 from doudi.policy import PolicyConfig
+from features.snapshot import positions_in
 from serving import store
 from serving.champion import ServingModel
 from serving.db import transaction
@@ -45,6 +48,12 @@ OnStore = Callable[[Session, "ScoredBatch"], None]
 """``progress(done, total, step)``: called after each feature and each stage."""
 STAGES = ("score", "triggers", "select alerts", "explain", "assistance", "store")
 TIER_LEVEL = store.TIER_LEVEL
+SCORE_COLUMNS = ("village_code", "township_code", "county_code", "in_cohort", "risk", "raw_score", "tier",
+                 "n_triggers", "triggered", "rank", "alerted", "not_alerted_because", "supersedes",
+                 "base_value", "reasons", "triggers", "recommendations", "contributions", "features")
+"""The columns of ``ScoredBatch.scores``, in order."""
+_SCORE_LABELS = pd.Index(SCORE_COLUMNS)
+_DETAILS = SCORE_COLUMNS[SCORE_COLUMNS.index("base_value"):]
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,10 @@ class ScoredBatch:
     @property
     def alerts(self) -> pd.DataFrame:
         """The alerted rows, in rank order."""
-        return self.scores[self.scores["alerted"].to_numpy(bool)]
+        alerted = self.scores["alerted"].to_numpy(bool)
+        if alerted.all():  # the API's usual call: taking every row from each column costs ~1 ms
+            return self.scores.copy(deep=False)  # copy on write: changing it leaves the scores as they are
+        return self.scores.take(np.flatnonzero(alerted))
 
 
 def rank_order(risk: np.ndarray, n_triggers: np.ndarray, household_ids: pd.Index) -> np.ndarray:
@@ -100,18 +112,17 @@ def rank_order(risk: np.ndarray, n_triggers: np.ndarray, household_ids: pd.Index
     return np.lexsort((tie, by_triggers, by_risk))
 
 
+def _strings(values: pd.Series) -> np.ndarray:
+    """A text column as Python strings (``astype(str)``), without a conversion when it holds them already."""
+    strings = python_strings(values)
+    return strings if strings is not None else values.astype(str).to_numpy(dtype=object)
+
+
 def _plain(value: Any) -> Any:
     """A JSON-ready value: NaN, NA and NaT become None."""
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
         return None
     return value
-
-
-def _frame(columns: dict[str, Any], index: pd.Index, *, objects: tuple[str, ...]) -> pd.DataFrame:
-    """A frame of these columns in one construction; the ``objects`` columns stay object dtype (the
-    constructor would infer text or numbers from their values)."""
-    return pd.DataFrame({name: pd.Series(values, index=index, dtype=object, copy=False) if name in objects
-                         else values for name, values in columns.items()}, index=index)
 
 
 def _objects(values: Any) -> np.ndarray:
@@ -136,11 +147,17 @@ def fired_triggers(features: pd.DataFrame, fired: pd.DataFrame, policy: PolicyCo
     from models.triggers import TRIGGERS
 
     texts: dict[tuple[str, str], tuple[str, str]] = {}  # (trigger, county) -> (zh, en) with its rules
-    counties = (features["county_code"].astype("string").fillna("").tolist() if "county_code" in features
-                else [""] * len(features))
+    counties = [""] * len(features)
+    if "county_code" in features:
+        county = features["county_code"]
+        if not isinstance(county.dtype, pd.StringDtype):
+            county = county.astype("string")
+        counties = county.to_numpy(dtype=object, na_value="").tolist()
     out: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
+    # Every column at once (the trigger columns are booleans): one conversion costs less than one column.
+    flags, at = fired.to_numpy(dtype=bool), {name: i for i, name in enumerate(fired.columns.tolist())}
     for trigger in TRIGGERS:
-        rows = np.flatnonzero(fired[trigger.name].to_numpy(bool))
+        rows = np.flatnonzero(flags[:, at[trigger.name]])
         if not len(rows):
             continue
         columns = {name: features[name].to_numpy(np.float64, na_value=np.nan)[rows].tolist()
@@ -179,8 +196,9 @@ def _decide(household_ids: pd.Index, tier: np.ndarray, triggered: np.ndarray, in
     candidate = in_cohort & ((tier != "none") | triggered)
     reason = np.full(n, None, dtype=object)
     reason[~in_cohort] = "not_in_cohort"
-    open_at = (open_cases.index.get_indexer(household_ids) if open_cases is not None and len(open_cases)
-               else np.full(n, -1, dtype=np.intp))  # row of each household's open case, -1 when none
+    # Row of each household's open case, -1 when none (one open case per household: a unique index).
+    open_at = (positions_in(household_ids, open_cases.index) if open_cases is not None and len(open_cases)
+               else np.full(n, -1, dtype=np.intp))
     has_open = open_at >= 0
     blocked = np.zeros(n, dtype=bool)
     if has_open.any():
@@ -199,12 +217,12 @@ def _decide(household_ids: pd.Index, tier: np.ndarray, triggered: np.ndarray, in
         capped = tier_only & (order_in_township >= top_per_township)
         reason[capped] = "capped"
         alerted &= ~capped
-    supersedes = np.full(n, pd.NA, dtype=object)
+    supersedes = np.zeros(n, dtype=np.int64)
     renewed = alerted & has_open
     if renewed.any():
         assert open_cases is not None
-        supersedes[renewed] = open_cases["alert_id"].to_numpy(dtype=object)[open_at[renewed]]
-    return alerted, reason, pd.array(supersedes, dtype="Int64")
+        supersedes[renewed] = open_cases["alert_id"].to_numpy(np.int64)[open_at[renewed]]
+    return alerted, reason, pd.arrays.IntegerArray(supersedes, ~renewed)  # missing where not renewed
 
 
 def score_world(
@@ -273,7 +291,7 @@ def score_world(
     step("triggers")
 
     homes = world["households"]
-    home_at = pd.Index(homes["household_id"].astype(str)).get_indexer(ids)
+    home_at = positions_in(ids, pd.Index(homes["household_id"], copy=False))
     if (home_at < 0).any():
         raise ValueError(f"households to score are not in the households table: {list(ids[home_at < 0][:5])}")
     n_fired = fired["n_fired"].to_numpy(np.int64)
@@ -282,18 +300,18 @@ def score_world(
     # Every column is an array in rank order until the one frame at the end: for the API's one household,
     # each frame built or column added costs more than the step that computes it.
     ranked = ids.take(order)
-    village = homes["village_code"].astype(str).to_numpy(dtype=object)[home_at[order]]
-    tier = scored["tier"].astype(str).to_numpy(dtype=object)[order]
+    village = _strings(homes["village_code"])[home_at[order]]
+    tier = scored["tier"].to_numpy(dtype=object)[order]
     triggered = n_fired[order] > 0
     in_cohort_mask = (np.ones(len(ids), dtype=bool) if households is None
-                      else ids.isin(pd.Index(in_cohort).astype(str))[order])
+                      else positions_in(ids, pd.Index(in_cohort, copy=False))[order] >= 0)
     township = np.array([code[:9] for code in village], dtype=object)
 
     open_cases = None
-    candidates = ranked[(tier != "none") | triggered]
-    if sessions is not None and len(candidates):
+    candidates = ranked.to_numpy(dtype=object)[(tier != "none") | triggered].tolist()
+    if sessions is not None and candidates:
         with sessions() as session:
-            open_cases = store.open_cases(session, list(candidates))
+            open_cases = store.open_cases(session, candidates)
     alerted, reason, supersedes = _decide(ranked, tier, triggered, in_cohort_mask, township, open_cases,
                                           top_per_township)
     step("select alerts")
@@ -301,29 +319,29 @@ def score_world(
     # Positions of the rows a person will see: in rank order, and in ``frame`` (``ids`` order).
     shown = np.arange(len(ids)) if explain_all else np.flatnonzero(alerted)
     at = order[shown]
-    details = {column: np.full(len(ids), None, dtype=object)
-               for column in ("base_value", "reasons", "triggers", "recommendations", "contributions",
-                              "features")}
+    details = {column: np.full(len(ids), None, dtype=object) for column in _DETAILS}
     if len(shown):
-        shown_frame = frame.iloc[at]
+        # Rows already in frame order (one household; a batch with nothing to reorder) are not taken again.
+        in_order = len(at) == len(frame) and bool((at == np.arange(len(at))).all())
+        shown_frame, shown_fired = (frame, fired) if in_order else (frame.iloc[at], fired.iloc[at])
         explained = explain(risk_model, shown_frame, matrix=matrix[at])
-        details["base_value"][shown] = explained.base_value.to_numpy(dtype=object)
-        details["reasons"][shown] = _objects(explained.reasons)
+        details["base_value"][shown] = explained.base_values.astype(object)
+        details["reasons"][shown] = explained.reason_lists
         details["contributions"][shown] = _objects(explained.contribution_records())
-        details["triggers"][shown] = _objects(fired_triggers(shown_frame, fired.iloc[at], policy))
+        details["triggers"][shown] = _objects(fired_triggers(shown_frame, shown_fired, policy))
         details["features"][shown] = _objects(_json_records(shown_frame))
     step("explain")
     if len(shown):
         details["recommendations"][shown] = _objects(recommend_for(world, as_of, shown_frame, policy))
     step("assistance")
     columns: dict[str, Any] = {
-        "village_code": village,
-        "township_code": township,
-        "county_code": np.array([code[:6] for code in village], dtype=object),
+        "village_code": text_array(village),
+        "township_code": text_array(township),
+        "county_code": text_array([code[:6] for code in village]),
         "in_cohort": in_cohort_mask,
         "risk": risk[order],
         "raw_score": scored["raw_score"].to_numpy(np.float64)[order],
-        "tier": tier,
+        "tier": text_array(tier),
         "n_triggers": n_fired[order],
         "triggered": triggered,
         "rank": np.arange(1, len(ids) + 1, dtype=np.int64),
@@ -332,7 +350,9 @@ def score_world(
         "supersedes": supersedes,
         **details,
     }
-    scores = _frame(columns, ranked, objects=("not_alerted_because", *details))
+    # Typed as they are (text as pandas infers it, the rest numpy or nullable Int64): ``pd.DataFrame``
+    # would infer and convert every column again.
+    scores = frame_of(map(columns.__getitem__, SCORE_COLUMNS), ranked, _SCORE_LABELS[:])
 
     batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
                         feature_version=feature_registry.REGISTRY_VERSION, source=source, scores=scores)
