@@ -18,6 +18,7 @@ from pandas.api.extensions import ExtensionDtype
 from sqlalchemy.orm import Session
 
 from doudi.arrowtext import TEXT, text_array
+from doudi.frames import column_arrays, frame_of
 from serving.auth import Principal, Scope
 from serving.errors import NotFound
 from serving.orm import (
@@ -73,26 +74,19 @@ _NO_CASES = pd.DataFrame({"alert_id": [], "tier": []}, index=pd.Index([], name="
 _NO_ALERT_IDS = pd.Series(np.array([], dtype=np.int64), index=pd.Index([], name="household_id"))
 
 
-def column_arrays(frame: pd.DataFrame, names: Iterable[str]) -> dict[str, Any]:
-    """The arrays behind the columns ``names`` that ``frame`` has (numpy or pandas arrays), to read only.
+def numpy_values(array: Any, dtype: Any) -> np.ndarray:
+    """``frame[name].to_numpy(dtype)`` from the array behind the column (``doudi.frames.column_arrays``).
 
-    ``frame[name]`` makes a Series, which costs more than the few rows of an API call: the scoring path
-    reads its frames' columns through this.
-    """
-    position = {name: i for i, name in enumerate(frame.columns.tolist())}
-    return {name: frame._get_column_array(position[name]) for name in names if name in position}
-
-
-def column_values(array: Any, dtype: Any) -> np.ndarray:
-    """``frame[name].to_numpy(dtype)`` from the array behind the column (see :func:`column_arrays`)."""
+    Unlike ``doudi.frames.column_values`` it passes no ``na_value``, which a datetime column refuses."""
     if isinstance(array.dtype, ExtensionDtype):
         return array.to_numpy(dtype=dtype)
     return np.asarray(array, dtype=dtype)
 
 
 def boxed(array: Any) -> np.ndarray:
-    """A column's array (see :func:`column_arrays`) as Python objects, as ``frame.to_numpy(dtype=object)``
-    and ``frame[name].tolist()`` give them (missing values as the column holds them)."""
+    """A column's array (``doudi.frames.column_arrays``) as Python objects, as the frame's
+    ``to_numpy(dtype=object)`` and ``frame[name].tolist()`` give them (missing values as the column holds
+    them)."""
     if isinstance(array, np.ndarray):
         return array.astype(object)
     return array.to_numpy(dtype=object)  # the same values as astype(object), several times faster
@@ -123,12 +117,10 @@ def open_cases(session: Session, household_ids: Sequence[str]) -> pd.DataFrame:
     if not rows:
         return _NO_CASES.copy()  # object dtypes, as the row-wise frame had them
     households, alert_ids, tiers = (list(column) for column in zip(*rows, strict=True))
-    # The dtypes the row-wise frame had (text index, int64, text), given rather than inferred; numbered
-    # columns named afterwards: inferring dtypes and labels costs more than the query for a few rows.
-    frame = pd.DataFrame({0: np.array(alert_ids, dtype=np.int64), 1: text_array(tiers)},
-                         index=_text_index(households, "household_id"), copy=False)
-    frame.columns = _CASE_LABELS.copy()  # a copy: a caller may rename it
-    return frame
+    # The dtypes the row-wise frame had (text index, int64, text), given rather than inferred: inferring
+    # them costs more than the query for a few rows. New labels (``[:]``): a caller may rename them.
+    return frame_of([np.array(alert_ids, dtype=np.int64), text_array(tiers)],
+                    _text_index(households, "household_id"), _CASE_LABELS[:])
 
 
 @dataclass(frozen=True)
@@ -202,9 +194,9 @@ def save_run(
             "run_id": run_id,
             "household_id": text_list(scores.index.tolist()),
             "village_code": text_list(boxed(score["village_code"]).tolist()),
-            "risk": column_values(score["risk"], np.float64).tolist(),
+            "risk": numpy_values(score["risk"], np.float64).tolist(),
             "tier": text_list(boxed(score["tier"]).tolist()),
-            "rank": column_values(score["rank"], np.int64).tolist(),
+            "rank": numpy_values(score["rank"], np.int64).tolist(),
         }, len(scores)))
     households = text_list(columns["household_id"])
     ids: Sequence[int] = []
