@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from doudi.arrowtext import arrow_text, index_in
 from doudi.contract import TABLES, Column, Table
+from doudi.frames import column_arrays
 from doudi.io import World
 from doudi.memo import TableMemo
 from doudi.policy import PolicyConfig
@@ -331,7 +332,7 @@ def encode_world(world: World, *, policy: PolicyConfig | None = None) -> Encoded
     if "households" not in world:
         raise KeyError("the world has no households table")
     homes = world["households"]
-    column = _arrays(homes, ("household_id",))["household_id"]
+    column = column_arrays(homes, ("household_id",))["household_id"]
     # pd.Index(column, dtype="string") makes the same index at about twice the cost for one household.
     ids = pd.Index(_STRING_ARRAY._from_sequence(column, dtype=_STRING), name="household_id",
                    copy=False)
@@ -389,7 +390,7 @@ def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index, found
     columns: dict[str, Any] = {}
     if frame is None:
         frame = pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.columns})
-    arrays = _arrays(frame, _kept_names(table.name))
+    arrays = column_arrays(frame, _kept_names(table.name))
     keep: np.ndarray | None = None
     for column in _kept_columns(table.name):
         name = column.name
@@ -413,16 +414,6 @@ def _encode_table(table: Table, frame: pd.DataFrame | None, ids: pd.Index, found
             columns[name] = _numbers(values)
     encoded = Columns(columns, len(frame))
     return encoded if keep is None else select_rows(encoded, keep)
-
-
-def _arrays(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, ArrayLike]:
-    """The arrays behind the columns ``names`` of ``frame`` that it has (numpy or pandas arrays).
-
-    ``frame[name]`` makes a Series (~20 µs on a small frame, ~45 columns read per one-household world);
-    the arrays are what the encoding reads, and it never writes to them.
-    """
-    position = {name: i for i, name in enumerate(frame.columns.tolist())}  # tolist(): ~3x faster to iterate
-    return {name: frame._get_column_array(position[name]) for name in names if name in position}
 
 
 @functools.cache

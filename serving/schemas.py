@@ -16,12 +16,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pandas.api.internals import create_dataframe_from_blocks
-from pandas.arrays import DatetimeArray
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from doudi.arrowtext import text_array
 from doudi.contract import TABLES, Column, Table
+from doudi.frames import frame_of
 from doudi.io import World
 from doudi.memo import TableMemo
 from serving.errors import InvalidInput
@@ -161,24 +160,8 @@ def _frame(name: str, arrays: dict[str, Any] | None) -> pd.DataFrame:
     if arrays is None:  # most tables of one household: typed once, handed out as a (lazy) copy
         return _empty(name).copy(deep=False)
     length = len(next(iter(arrays.values())))
-    # Handed to pandas as blocks: numpy columns of one dtype stacked into one, the arrays taken as they are
-    # (pd.DataFrame would check and wrap each column again).
-    blocks: list[tuple[Any, np.ndarray]] = []
-    dense: dict[np.dtype[Any], tuple[list[np.ndarray], list[int]]] = {}
-    for position, values in enumerate(arrays.values()):
-        if isinstance(values, np.ndarray):
-            group = dense.setdefault(values.dtype, ([], []))
-            group[0].append(values)
-            group[1].append(position)
-        else:
-            blocks.append((values, np.array([position])))
-    for dtype, (columns, positions) in dense.items():
-        stacked = columns[0].reshape(1, -1) if len(columns) == 1 else np.stack(columns)
-        if dtype.kind == "M":
-            stacked = DatetimeArray._simple_new(stacked, dtype=dtype)
-        blocks.append((stacked, np.array(positions)))
     # A new Index over the same labels (a slice: ``copy`` costs ~3x more): a caller may rename it.
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(length), columns=_empty(name).columns[:])
+    return frame_of(arrays.values(), pd.RangeIndex(length), _empty(name).columns[:])
 
 
 @dataclass
