@@ -25,7 +25,7 @@ from pandas.api.extensions import ExtensionDtype
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from doudi.frames import column_arrays
+from doudi.frames import column_arrays, frame_of
 from doudi.io import World
 from doudi.memo import TableMemo
 from serving.auth import Scope
@@ -181,16 +181,15 @@ def household_profiles(
                 }
             )
     totals = {key: values.astype(np.int64).tolist() for key, values in counts.items()}
-    # One block of objects with its labels given: inferring string dtypes, or building the frame column by
-    # column, costs more than the rest for one household.
-    table = np.empty((n, len(_COLUMNS)), dtype=object)
-    table[:, 0] = village
-    table[:, 1] = names
+    # One block of objects with its labels given (doudi.frames.frame_of): inferring string dtypes, or
+    # building the frame column by column, costs more than the rest for one household.
+    table = np.empty((len(_COLUMNS), n), dtype=object)  # a row per column
+    table[0] = village
+    table[1] = names
     for i in range(n):  # element by element: numpy would read the lists as more dimensions
-        table[i, 2] = {**{key: totals[key][i] for key in totals}, "adults": adult_lists[i]}
-        table[i, 3] = identity_lists[i]
-    return pd.DataFrame(table, index=pd.Index(ids, dtype=object, name="household_id"),
-                        columns=_COLUMNS.copy(), dtype=object, copy=False)
+        table[2, i] = {**{key: totals[key][i] for key in totals}, "adults": adult_lists[i]}
+        table[3, i] = identity_lists[i]
+    return frame_of(table, pd.Index(ids, dtype=object, name="household_id"), _COLUMNS[:])
 
 
 def save_profiles(session: Session, profiles: pd.DataFrame, as_of: pd.Timestamp) -> None:
