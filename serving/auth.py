@@ -157,6 +157,11 @@ def authenticate(database: Session | Engine, authorization: str | None) -> Princ
         user = database.connection().execute(_CALLER, {"digest": digest}).first()
     else:
         with database.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # One SELECT needs no transaction: without one, no ROLLBACK round trip when the connection
+                # is closed (measured 0.45 against 0.68-0.71 ms a check; on SQLite switching the isolation
+                # level costs more than it saves: 0.15 against 0.11 ms).
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             user = connection.execute(_CALLER, {"digest": digest}).first()
     # The lookup is by hash (an attacker cannot steer it); the compare is constant-time all the same.
     if user is None or not hmac.compare_digest(user.token_hash, digest) or not user.active:
