@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.extensions import ExtensionArray
+from pandas.api.extensions import ExtensionArray, no_default
 from pandas.api.internals import create_dataframe_from_blocks
 from pandas.arrays import DatetimeArray
 
@@ -49,10 +49,26 @@ def column_arrays(frame: pd.DataFrame, names: Iterable[str]) -> dict[str, np.nda
     return {name: frame._get_column_array(position[name]) for name in names if name in position}
 
 
-def column_values(array: np.ndarray | ExtensionArray, dtype: Any, na_value: Any = np.nan) -> np.ndarray:
+def column_values(array: np.ndarray | ExtensionArray, dtype: Any, na_value: Any = no_default) -> np.ndarray:
     """``frame[name].to_numpy(dtype, na_value=na_value)`` from the array behind the column."""
+    if not isinstance(array, np.ndarray):
+        if na_value is no_default:
+            return array.to_numpy(dtype=dtype)
+        if isinstance(array.dtype, np.dtype):  # dates: pandas fills them its own way, not as their array does
+            return pd.Series(array, copy=False).to_numpy(dtype=dtype, na_value=na_value)
+        return array.to_numpy(dtype=dtype, na_value=na_value)
+    if na_value is not no_default and not (na_value is np.nan and array.dtype.kind == "f"):
+        missing = pd.isna(array)
+        if missing.any():  # as pandas fills them: in a copy, converted first when it cannot hold na_value
+            holds = array.dtype == object or isinstance(na_value, int | float | np.number)
+            array = array.copy() if holds else np.array(array, dtype=dtype)
+            array[missing] = na_value
+    return np.asarray(array, dtype=dtype)
+
+
+def boxed(array: np.ndarray | ExtensionArray) -> np.ndarray:
+    """A column's array as Python objects, as the frame's ``to_numpy(dtype=object)`` and
+    ``frame[name].tolist()`` give them (missing values as the column holds them)."""
     if isinstance(array, np.ndarray):
-        if array.dtype == object:  # missing values as pandas sees them (None, NaN, NA, NaT)
-            array = np.where(pd.isna(array), na_value, array)
-        return np.asarray(array, dtype=dtype)
-    return array.to_numpy(dtype=dtype, na_value=na_value)
+        return array.astype(object)
+    return array.to_numpy(dtype=object)  # the same values as astype(object), several times faster

@@ -182,7 +182,7 @@ class RiskModel:
         out = np.empty((len(self.features), len(X)))  # returned transposed: one feature per row here
         for row, name in enumerate(self.features):
             out[row] = (self._category_codes(arrays[name], positions[name]) if name in positions
-                        else column_values(arrays[name], np.float64))
+                        else column_values(arrays[name], np.float64, np.nan))
         return out.T
 
     def _category_positions(self) -> dict[str, dict[str, int]]:

@@ -280,7 +280,7 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
     missing = [name for name in names if name not in arrays]
     if missing:
         raise KeyError(f"evaluate_triggers: feature column(s) missing: {', '.join(missing)}")
-    columns = {name: column_values(arrays[name], np.float64) for name in names}
+    columns = {name: column_values(arrays[name], np.float64, np.nan) for name in names}
     rules_by_row = _rules_by_row(features, policy)
     out: list[np.ndarray] = []
     severity_sum = np.zeros(len(features))

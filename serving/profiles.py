@@ -25,12 +25,12 @@ from pandas.api.extensions import ExtensionDtype
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from doudi.frames import column_arrays, frame_of
+from doudi.frames import column_arrays, column_values, frame_of
 from doudi.io import World
 from doudi.memo import TableMemo
 from serving.auth import Scope
 from serving.orm import HouseholdProfile, utcnow
-from serving.store import numpy_values, parameter_rows, text_list
+from serving.store import parameter_rows, text_list
 
 MINOR_AGE = 18
 AGE_BANDS = (18, 30, 45, 60, 70, 80)
@@ -132,15 +132,15 @@ def household_profiles(
                         count=len(members))
     keep = owner >= 0
     if "recorded_at" in member:
-        recorded = numpy_values(member["recorded_at"], "datetime64[ns]")
+        recorded = column_values(member["recorded_at"], "datetime64[ns]")
         keep &= np.isnat(recorded) | (recorded < as_of.to_datetime64())
     rows = np.flatnonzero(keep)
     owner = owner[rows]
-    age = _whole_years(numpy_values(member["birth_date"], "datetime64[ns]")[rows], as_of)
+    age = _whole_years(column_values(member["birth_date"], "datetime64[ns]")[rows], as_of)
     relation = _objects(member, "relation", rows)
     labour = _objects(member, "labour_capacity", rows)
     grades = member["disability_grade"]
-    grade_values = (numpy_values(grades, np.float64) if pd.api.types.is_numeric_dtype(grades.dtype) else
+    grade_values = (column_values(grades, np.float64) if pd.api.types.is_numeric_dtype(grades.dtype) else
                     pd.to_numeric(pd.Series(grades, copy=False), errors="coerce").to_numpy(dtype=np.float64))
     grade = np.nan_to_num(grade_values[rows]).astype(np.int64)
     minor = ~(age >= MINOR_AGE)  # an unknown age counts as a minor: nothing is shown about that person

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from pandas.api.extensions import ExtensionDtype
 from sqlalchemy.orm import Session
 
 from doudi.arrowtext import TEXT, text_array
-from doudi.frames import column_arrays, frame_of
+from doudi.frames import boxed, column_arrays, column_values, frame_of
 from serving.auth import Principal, Scope
 from serving.errors import NotFound
 from serving.orm import (
@@ -72,24 +71,6 @@ _INSERT_AUDIT = sa.insert(core_table(AuditLog))
 _CASE_LABELS = pd.Index(["alert_id", "tier"])
 _NO_CASES = pd.DataFrame({"alert_id": [], "tier": []}, index=pd.Index([], name="household_id"), dtype=object)
 _NO_ALERT_IDS = pd.Series(np.array([], dtype=np.int64), index=pd.Index([], name="household_id"))
-
-
-def numpy_values(array: Any, dtype: Any) -> np.ndarray:
-    """``frame[name].to_numpy(dtype)`` from the array behind the column (``doudi.frames.column_arrays``).
-
-    Unlike ``doudi.frames.column_values`` it passes no ``na_value``, which a datetime column refuses."""
-    if isinstance(array.dtype, ExtensionDtype):
-        return array.to_numpy(dtype=dtype)
-    return np.asarray(array, dtype=dtype)
-
-
-def boxed(array: Any) -> np.ndarray:
-    """A column's array (``doudi.frames.column_arrays``) as Python objects, as the frame's
-    ``to_numpy(dtype=object)`` and ``frame[name].tolist()`` give them (missing values as the column holds
-    them)."""
-    if isinstance(array, np.ndarray):
-        return array.astype(object)
-    return array.to_numpy(dtype=object)  # the same values as astype(object), several times faster
 
 
 def _text_index(values: list[str], name: str) -> pd.Index:
@@ -194,9 +175,9 @@ def save_run(
             "run_id": run_id,
             "household_id": text_list(scores.index.tolist()),
             "village_code": text_list(boxed(score["village_code"]).tolist()),
-            "risk": numpy_values(score["risk"], np.float64).tolist(),
+            "risk": column_values(score["risk"], np.float64).tolist(),
             "tier": text_list(boxed(score["tier"]).tolist()),
-            "rank": numpy_values(score["rank"], np.int64).tolist(),
+            "rank": column_values(score["rank"], np.int64).tolist(),
         }, len(scores)))
     households = text_list(columns["household_id"])
     ids: Sequence[int] = []
