@@ -26,10 +26,10 @@ from doudi.io import World
 from doudi.policy import PolicyConfig, load_policy
 from doudi.settings import Settings, disable_telemetry
 from serving import schemas, store
-from serving.auth import Permission, Principal
+from serving.auth import Permission, authenticate
 from serving.champion import ServingModel, load_champion
 from serving.db import make_engine, session_factory, transaction, upgrade
-from serving.deps import AppState, Caller, DbSession, PinnedModel, State
+from serving.deps import AppState, AuthorizationHeader, Caller, DbSession, PinnedModel, State, pinned_model
 from serving.errors import BadRequest, DoudiError, InvalidInput, NotFound, NotReady
 from serving.metrics import Metrics, MetricsMiddleware
 
@@ -197,23 +197,27 @@ def create_app(
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": schemas.ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
     )
-    async def post_score(request: Request, state: State, caller: Caller, model: PinnedModel,
+    async def post_score(request: Request, state: State, authorization: AuthorizationHeader = None,
                          contributions: bool = False) -> dict[str, Any]:
         """Score up to 1,000 households from their raw records, store the run and alerts, return per
         household: risk, tier, rank within the call, reasons, triggers, recommended assistance."""
-        caller.require(Permission.SCORE)
         body = await request.body()
+        return await run_in_threadpool(_score, state, authorization, body, contributions)
+
+    def _score(state: AppState, authorization: str | None, body: bytes, contributions: bool
+               ) -> dict[str, Any]:
+        from serving.service import score_world
+
+        # The checks of the other routes' dependencies, in their order (401, 503, 403, then 422), in the
+        # scoring's own worker-thread call: the caller check as a dependency was a thread-pool hop more.
+        caller = authenticate(state.engine, authorization)
+        model = pinned_model(state)
+        caller.require(Permission.SCORE)
         try:
             parsed = schemas.ScoreRequest.model_validate_json(body)
         except ValidationError as error:
             detail = validation_detail(list(error.errors(include_input=True)))
             raise InvalidInput(f"{len(detail)} invalid field(s)", detail=detail) from None
-        return await run_in_threadpool(_score, state, caller, model, parsed, contributions)
-
-    def _score(state: AppState, caller: Principal, model: ServingModel, parsed: Any,
-               contributions: bool) -> dict[str, Any]:
-        from serving.service import score_world
-
         request_world = schemas.request_world(parsed, reference=state.reference, id_key=state.id_key)
         villages = request_world.world["households"]["village_code"].tolist()
         outside = [h for h, code in zip(request_world.households, villages, strict=True)

@@ -52,20 +52,25 @@ def get_session(state: State) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_session)]
 
 
-def get_principal(
-    state: State,
-    authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
-) -> Principal:
+AuthorizationHeader = Annotated[str | None, Header(description="Bearer <token>")]
+
+
+def get_principal(state: State, authorization: AuthorizationHeader = None) -> Principal:
     return authenticate(state.engine, authorization)
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_model(state: State) -> ServingModel:
+def pinned_model(state: AppState) -> ServingModel:
+    """The pinned model, or ``NotReady`` while it is not loaded."""
     if state.model is None:
         raise NotReady(state.model_error or "the model is not loaded yet")
     return state.model
+
+
+async def get_model(state: State) -> ServingModel:
+    return pinned_model(state)
 
 
 PinnedModel = Annotated[ServingModel, Depends(get_model)]
