@@ -357,7 +357,9 @@ def _fill_missing(block: np.ndarray, rows: np.ndarray, fills: np.ndarray) -> Non
 
 @functools.cache
 def _labels(names: tuple[str, ...]) -> pd.Index:
-    return pd.Index(list(names))
+    # pandas' str dtype held as Python strings rather than Arrow: the same labels, written to Parquet the
+    # same, but each frame[name] of a caller looks its label up in ~18 rather than ~30 µs.
+    return pd.Index(list(names), dtype=pd.StringDtype("python", na_value=np.nan))
 
 
 def _column(spec: FeatureSpec, snap: Snapshot) -> np.ndarray:
