@@ -10,9 +10,10 @@ import gc
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Annotated, Any
 
+import anyio
 import pandas as pd
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,7 +29,15 @@ from doudi.settings import Settings, disable_telemetry
 from serving import schemas, store
 from serving.auth import Permission, authenticate
 from serving.champion import ServingModel, load_champion
-from serving.db import make_engine, session_factory, transaction, upgrade
+from serving.db import (
+    checkpoint,
+    deferred_checkpoints,
+    is_sqlite_file,
+    make_engine,
+    session_factory,
+    transaction,
+    upgrade,
+)
 from serving.deps import AppState, AuthorizationHeader, Caller, DbSession, PinnedModel, State, pinned_model
 from serving.errors import BadRequest, DoudiError, InvalidInput, NotFound, NotReady
 from serving.metrics import Metrics, MetricsMiddleware
@@ -102,6 +111,17 @@ def _model_info(model: ServingModel | None) -> dict[str, str]:
     return {"name": model.name, "version": model.version}
 
 
+CHECKPOINT_SECONDS = 2.0
+"""How often the server copies SQLite's WAL into the database (see ``serving.db.defer_checkpoints``)."""
+
+
+async def _checkpoints(db: Engine) -> None:
+    """Checkpoint the WAL every ``CHECKPOINT_SECONDS``, in a worker thread, until cancelled."""
+    while True:
+        await anyio.sleep(CHECKPOINT_SECONDS)
+        await run_in_threadpool(checkpoint, db)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -152,11 +172,17 @@ def create_app(
         # only live objects are frozen.
         gc.collect()
         gc.freeze()
-        try:
-            yield
-        finally:
-            if own_engine:
-                db.dispose()
+        wal = is_sqlite_file(db)
+        with deferred_checkpoints(db) if wal else nullcontext():
+            async with anyio.create_task_group() as tasks:
+                if wal:
+                    tasks.start_soon(_checkpoints, db)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+        if own_engine:
+            db.dispose()
 
     app = FastAPI(title="doudi scoring service", version="1", lifespan=lifespan,
                   description="Ranked early-warning alerts with reasons, policy triggers and recommended "

@@ -50,6 +50,39 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(url, **kwargs)
 
 
+def is_sqlite_file(engine: Engine) -> bool:
+    """Whether the engine is a SQLite database in a file (the one kind with a WAL to checkpoint)."""
+    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+
+
+@contextmanager
+def deferred_checkpoints(engine: Engine) -> Iterator[None]:
+    """While inside, SQLite does not checkpoint its WAL in the commit that fills it past 1,000 pages: the
+    long-running server calls :func:`checkpoint` between requests instead. On the way out the WAL is
+    checkpointed and the engine's connections are opened as before.
+
+    Measured on one-household score calls: every ~150th call copied the WAL into the database in its
+    commit, 20-25 ms more than the ~3 ms the rest of its writes took, enough to set the p99 latency.
+    """
+    def no_automatic_checkpoint(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    sa.event.listen(engine, "connect", no_automatic_checkpoint)
+    engine.dispose()  # connections already pooled were opened with the automatic checkpoint
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "connect", no_automatic_checkpoint)
+        checkpoint(engine)
+        engine.dispose()
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy what the WAL holds into the database without waiting for readers or writers (PASSIVE)."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at the packaged migrations."""
     config = Config()

@@ -309,6 +309,21 @@ def test_not_ready_without_a_champion(tmp_path, monkeypatch):
         assert response.status_code == 503 and response.json()["error"] == "not_ready"
 
 
+def test_the_server_checkpoints_sqlite_between_requests(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'doudi.db'}")
+
+    def automatic_checkpoint() -> int:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+
+    with TestClient(create_app(Settings(data_dir=tmp_path), model=fx.serving_model(tiers=fx.tiers()),
+                               engine=engine)) as client:
+        assert client.get("/readyz").status_code == 200
+        assert automatic_checkpoint() == 0  # no request's commit copies the WAL into the database
+    assert automatic_checkpoint() == 1000
+    engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

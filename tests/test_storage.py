@@ -3,6 +3,9 @@ optimistic locking, region scope in the data-access layer, users and hashed toke
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -14,7 +17,16 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from serving import store
 from serving.auth import Principal, Role, Scope, add_user, authenticate, hash_token, revoke_user
-from serving.db import current_revision, head_revision, make_engine, session_factory, transaction, upgrade
+from serving.db import (
+    checkpoint,
+    current_revision,
+    deferred_checkpoints,
+    head_revision,
+    make_engine,
+    session_factory,
+    transaction,
+    upgrade,
+)
 from serving.errors import BadRequest, Conflict, NotFound, Unauthorized
 from serving.orm import Alert, AuditLog, Base, HouseholdScore, ScoringRun, User, utcnow
 
@@ -71,6 +83,38 @@ def test_migrations_create_exactly_the_orm_schema(tmp_path):
         context = MigrationContext.configure(connection, opts={"compare_type": True,
                                                                "compare_server_default": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def _runs_in_database_file(path) -> int:
+    """Runs stored in the database file itself, leaving out what is still only in its WAL."""
+    copy = path.with_name("copy.db")
+    shutil.copyfile(path, copy)  # without the -wal file beside it
+    with sqlite3.connect(copy) as connection:
+        return connection.execute("SELECT count(*) FROM scoring_runs").fetchone()[0]
+
+
+def test_the_server_checkpoints_the_wal_between_requests(tmp_path):
+    path = tmp_path / "wal.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+
+    def automatic() -> int:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+
+    assert automatic() == 1000
+    with deferred_checkpoints(engine):
+        assert automatic() == 0  # no commit pays for copying the WAL into the database
+        for n in range(3):
+            _save(session_factory(engine), {f"h{n + 1}": 0.9}, {f"h{n + 1}": "red"}, source="api")
+        assert _runs_in_database_file(path) == 0
+        checkpoint(engine)
+        assert _runs_in_database_file(path) == 3
+        _save(session_factory(engine), {"h4": 0.9}, {"h4": "red"}, source="api")
+        assert _runs_in_database_file(path) == 3
+    assert automatic() == 1000
+    assert _runs_in_database_file(path) == 4  # checkpointed on the way out
+    engine.dispose()
 
 
 def test_save_run_stores_run_scores_and_alerts(sessions):
