@@ -21,6 +21,7 @@ the bench. Requests are sequential (one client), bounded in count.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import secrets
@@ -81,6 +82,10 @@ def _wait(client: Any, path: str, process: subprocess.Popen[bytes], log: Path, t
 
 def _latencies(client: Any, path: str, body: bytes, headers: dict[str, str], *, requests: int,
                warmup: int) -> np.ndarray:
+    # This process holds the world, the trained model and their libraries: without freezing them, its own
+    # garbage collector walks them every ~100 requests and adds its pause to the request being timed.
+    gc.collect()
+    gc.freeze()
     times = []
     for i in range(warmup + requests):
         start = time.perf_counter()
