@@ -324,6 +324,25 @@ def test_the_server_checkpoints_sqlite_between_requests(tmp_path):
     engine.dispose()
 
 
+def test_a_failed_checkpoint_does_not_stop_the_server(tmp_path, monkeypatch, caplog):
+    import sqlalchemy as sa
+
+    import serving.app as app_module
+
+    def fail(_engine):
+        raise sa.exc.OperationalError("PRAGMA wal_checkpoint(PASSIVE)", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(app_module, "checkpoint", fail)
+    monkeypatch.setattr(app_module, "CHECKPOINT_SECONDS", 0.05)
+    engine = make_engine(f"sqlite:///{tmp_path / 'doudi.db'}")
+    with TestClient(create_app(Settings(data_dir=tmp_path), model=fx.serving_model(tiers=fx.tiers()),
+                               engine=engine)) as client:
+        time.sleep(0.3)
+        assert client.get("/readyz").status_code == 200
+    assert "checkpoint failed" in caplog.text
+    engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
