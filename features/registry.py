@@ -307,7 +307,8 @@ def build_features(
     blocks += _text_blocks(texts, len(index))
     # The frame made from its blocks as they are: pd.DataFrame plus an insert per categorical feature
     # checked and copied the labels again (~0.1 ms an insert for one household).
-    return create_dataframe_from_blocks(blocks, index=index, columns=_labels(tuple(REGISTRY)))
+    # A copy of the cached labels (sharing their look-up table): a caller may rename it.
+    return create_dataframe_from_blocks(blocks, index=index, columns=_labels(tuple(REGISTRY)).copy())
 
 
 def _same_text(index: pd.Index, ids: pd.Index) -> bool:

@@ -52,7 +52,7 @@ def score_frame(
     # inferring the labels' and the tier's dtypes (or pandas checking each string again) costs more than
     # the model for one row.
     tier = text_array(model.tier(risk))
-    return frame_of([risk, margin, tier], features.index, _OUTPUT_LABELS[:])  # a caller may rename them
+    return frame_of([risk, margin, tier], features.index, _OUTPUT_LABELS)
 
 
 def signature(model: RiskModel) -> ModelSignature:

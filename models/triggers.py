@@ -306,4 +306,4 @@ def evaluate_triggers(features: pd.DataFrame, policy: PolicyConfig | None = None
     out += [n_fired, np.minimum(mean_severity, np.nextafter(1.0, 0.0))]
     # One frame at the end, from its typed columns and labels built once: pandas inferring them again
     # would cost more than the rules for one row.
-    return frame_of(out, features.index, _result_columns()[:])  # a new Index: a caller may rename it
+    return frame_of(out, features.index, _result_columns())

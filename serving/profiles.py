@@ -189,7 +189,7 @@ def household_profiles(
     for i in range(n):  # element by element: numpy would read the lists as more dimensions
         table[2, i] = {**{key: totals[key][i] for key in totals}, "adults": adult_lists[i]}
         table[3, i] = identity_lists[i]
-    return frame_of(table, pd.Index(ids, dtype=object, name="household_id"), _COLUMNS[:])
+    return frame_of(table, pd.Index(ids, dtype=object, name="household_id"), _COLUMNS)
 
 
 def save_profiles(session: Session, profiles: pd.DataFrame, as_of: pd.Timestamp) -> None:

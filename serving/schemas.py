@@ -160,8 +160,7 @@ def _frame(name: str, arrays: dict[str, Any] | None) -> pd.DataFrame:
     if arrays is None:  # most tables of one household: typed once, handed out as a (lazy) copy
         return _empty(name).copy(deep=False)
     length = len(next(iter(arrays.values())))
-    # A new Index over the same labels (a slice: ``copy`` costs ~3x more): a caller may rename it.
-    return frame_of(arrays.values(), pd.RangeIndex(length), _empty(name).columns[:])
+    return frame_of(arrays.values(), pd.RangeIndex(length), _empty(name).columns)
 
 
 @dataclass

@@ -356,7 +356,7 @@ def score_world(
     }
     # Typed as they are (text as pandas infers it, the rest numpy or nullable Int64): ``pd.DataFrame``
     # would infer and convert every column again.
-    scores = frame_of(map(columns.__getitem__, SCORE_COLUMNS), ranked, _SCORE_LABELS[:])
+    scores = frame_of(map(columns.__getitem__, SCORE_COLUMNS), ranked, _SCORE_LABELS)
 
     batch = ScoredBatch(as_of=as_of, model_name=model.name, model_version=model.version,
                         feature_version=feature_registry.REGISTRY_VERSION, source=source, scores=scores)

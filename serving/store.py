@@ -99,9 +99,9 @@ def open_cases(session: Session, household_ids: Sequence[str]) -> pd.DataFrame:
         return _NO_CASES.copy()  # object dtypes, as the row-wise frame had them
     households, alert_ids, tiers = (list(column) for column in zip(*rows, strict=True))
     # The dtypes the row-wise frame had (text index, int64, text), given rather than inferred: inferring
-    # them costs more than the query for a few rows. New labels (``[:]``): a caller may rename them.
+    # them costs more than the query for a few rows.
     return frame_of([np.array(alert_ids, dtype=np.int64), text_array(tiers)],
-                    _text_index(households, "household_id"), _CASE_LABELS[:])
+                    _text_index(households, "household_id"), _CASE_LABELS)
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,10 @@ def test_boxed_is_to_numpy_object():
     frame = _frame()
     for name, array in column_arrays(frame, frame.columns).items():
         assert _same(frame[name].to_numpy(dtype=object), boxed(array)), name
+
+
+def test_frame_of_gives_each_frame_its_own_labels():
+    labels = pd.Index(["a", "b"])
+    frame = frame_of([np.zeros(1), np.ones(1)], pd.RangeIndex(1), labels)
+    frame.columns.name = "renamed"
+    assert labels.name is None and frame.columns.equals(labels)
